@@ -1,0 +1,1 @@
+//! outpost-hub library
