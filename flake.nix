@@ -1,0 +1,136 @@
+{
+  description = "Outpost: immutable A/B NixOS images for edge devices, running outpost-agent";
+
+  # Plain flake, no flake-parts: one input fewer to lock and review, and it evaluates with the
+  # old Nix (2.8) available on the CI machines. Outputs are still owned per directory, as in
+  # ghaf: images/default.nix (systems and disk images), tests/nixos/default.nix (VM tests).
+  inputs = {
+    nixpkgs.url = "github:NixOS/nixpkgs/nixos-26.05";
+
+    # 0.23.x: the last crane line supporting nixpkgs 25.11 and 26.05 (main drops 25.11).
+    crane.url = "github:ipetkov/crane/v0.23.4";
+
+    # Raspberry Pi 4 and 5 kernels and device trees.
+    nixos-hardware.url = "github:NixOS/nixos-hardware";
+
+    # Jetson Orin: kernel, firmware, flashing. Its own pin is nixos-26.05 as well.
+    jetpack-nixos = {
+      url = "github:anduril/jetpack-nixos";
+      inputs.nixpkgs.follows = "nixpkgs";
+    };
+  };
+
+  outputs =
+    inputs@{ self
+    , nixpkgs
+    , crane
+    , ...
+    }:
+    let
+      inherit (nixpkgs) lib;
+
+      systems = [
+        "x86_64-linux"
+        "aarch64-linux"
+      ];
+      forAllSystems = f: lib.genAttrs systems (system: f nixpkgs.legacyPackages.${system});
+
+      version = (lib.importTOML ./Cargo.toml).workspace.package.version;
+
+      # crane, workspace pattern of crane's examples/quick-start-workspace: the dependencies of
+      # the whole workspace are built once (buildDepsOnly) and shared by every binary package.
+      outpostPackages =
+        pkgs:
+        let
+          craneLib = crane.mkLib pkgs;
+          commonArgs = {
+            src = craneLib.cleanCargoSource ./.;
+            strictDeps = true;
+            pname = "outpost";
+            inherit version;
+            # rusqlite (bundled SQLite), ring and zstd-sys compile C with stdenv's compiler.
+          };
+          cargoArtifacts = craneLib.buildDepsOnly commonArgs;
+          crate =
+            pname: description:
+            craneLib.buildPackage (
+              commonArgs
+              // {
+                inherit cargoArtifacts pname;
+                cargoExtraArgs = "--locked -p ${pname}";
+                # The workspace tests run in CI (scripts/test); some need real peers (openssl,
+                # rauc, node) that the build sandbox does not have.
+                doCheck = false;
+                meta = {
+                  inherit description;
+                  mainProgram = pname;
+                  license = lib.licenses.asl20;
+                  platforms = lib.platforms.linux;
+                };
+              }
+            );
+        in
+        {
+          outpost-agent = crate "outpost-agent" "Outpost device agent and outpostctl";
+          outpost-hub = crate "outpost-hub" "Outpost hub: fleet CA and idempotent mTLS ingest";
+        };
+
+      built = import ./images { inherit inputs self version; };
+    in
+    {
+      overlays.default = final: _prev: {
+        inherit (outpostPackages final) outpost-agent outpost-hub;
+      };
+
+      packages = lib.recursiveUpdate
+        (forAllSystems (
+          pkgs:
+          let
+            p = outpostPackages pkgs;
+          in
+          {
+            inherit (p) outpost-agent outpost-hub;
+            default = p.outpost-agent;
+          }
+        ))
+        built.packages;
+
+      # Nix 2.8 `flake check` rejects a module given as a bare path: import it.
+      nixosModules = {
+        agent = import ./modules/agent.nix;
+        immutable = import ./modules/immutable.nix;
+        ab-layout = import ./modules/ab-layout.nix;
+        k3s = import ./modules/k3s.nix;
+        default = import ./modules/default.nix;
+      };
+
+      inherit (built) nixosConfigurations;
+
+      checks = forAllSystems (
+        pkgs:
+        let
+          p = outpostPackages pkgs;
+        in
+        {
+          inherit (p) outpost-agent outpost-hub;
+        }
+        # VM tests need KVM; they are defined for x86_64-linux builders.
+        // lib.optionalAttrs (pkgs.stdenv.hostPlatform.system == "x86_64-linux") (
+          import ./tests/nixos {
+            inherit pkgs;
+            inherit (self) nixosModules;
+            packages = p;
+          }
+        )
+      );
+
+      devShells = forAllSystems (pkgs: {
+        default = (crane.mkLib pkgs).devShell {
+          packages = [ pkgs.nixpkgs-fmt ];
+        };
+      });
+
+      # The same formatter CI checks with (scripts/check-nix-eval runs nixpkgs-fmt --check).
+      formatter = forAllSystems (pkgs: pkgs.nixpkgs-fmt);
+    };
+}

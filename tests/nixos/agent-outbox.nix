@@ -1,0 +1,153 @@
+# The outbox end to end on two VMs, with the agent as the NixOS module runs it:
+#   1. the hub VM makes a fleet (CA, hub config, one device identity); the identity is carried to
+#      the device VM at run time, so no key is ever in the Nix store;
+#   2. the device agent starts while the hub service is down, and an application user (member of
+#      the agent's group) publishes 25 records; a user outside the group is refused;
+#   3. the device loses power (crash(): QEMU quits, no shutdown) and boots again;
+#   4. the hub service starts, and every acknowledged record arrives exactly once with a valid
+#      checksum; the device's outbox drains.
+# Test driver API: nixos/lib/test-driver/src/test_driver/machine/__init__.py (crash, start,
+# copy_from_vm, copy_from_host, wait_until_succeeds, out_dir).
+{ lib, ... }:
+
+let
+  fleet = "/var/lib/fleet";
+  identity = "/var/lib/outpost-identity";
+  socket = "/run/outpost/agent.sock";
+in
+{
+  name = "outpost-agent-outbox";
+
+  meta.maintainers = [ ];
+
+  nodes.hub =
+    { pkgs, outpostPackages, ... }:
+    {
+      environment.systemPackages = [
+        outpostPackages.outpost-hub
+        pkgs.jq
+      ];
+      networking.firewall.allowedTCPPorts = [ 8443 ];
+      # Not wanted by any target: the test starts it once the device has published.
+      systemd.services.outpost-hub = {
+        description = "Outpost hub (test)";
+        serviceConfig = {
+          ExecStart = "${outpostPackages.outpost-hub}/bin/outpost-hub serve --config ${fleet}/hub.toml";
+          Restart = "on-failure";
+        };
+      };
+    };
+
+  nodes.device =
+    { pkgs, outpostPackages, ... }:
+    {
+      environment.systemPackages = [
+        pkgs.curl
+        pkgs.jq
+      ];
+      users.users.app = {
+        isNormalUser = true;
+        extraGroups = [ "outpost" ];
+      };
+      services.outpost.agent = {
+        enable = true;
+        package = outpostPackages.outpost-agent;
+        settings = {
+          device_id = "device-001";
+          outbox.streams.alarms.priority = "critical";
+          uploader = {
+            backoff_base_ms = 200;
+            backoff_cap_ms = 2000;
+          };
+        };
+        hub = {
+          url = "https://hub:8443";
+          caFile = "${identity}/hub-ca.pem";
+          certFile = "${identity}/device.pem";
+          keyFile = "${identity}/device.key";
+        };
+      };
+      # The identity arrives during the test; the script starts the agent after that.
+      systemd.services.outpost-agent.wantedBy = lib.mkForce [ ];
+    };
+
+  testScript = ''
+    import json
+    import shutil
+
+    def publish(user: str, stream: str, body: dict) -> str:
+        out = device.succeed(
+            f"runuser -u {user} -- curl --silent --show-error --fail "
+            f"--unix-socket ${socket} -H 'content-type: application/json' "
+            f"--data-binary '{json.dumps(body)}' --write-out '\\n%{{http_code}}' "
+            f"http://localhost/v1/outbox/{stream}"
+        )
+        answer, code = out.strip().rsplit("\n", 1)
+        assert code == "202", f"publish answered {code}: {answer}"
+        return json.loads(answer)["id"]
+
+    start_all()
+    hub.wait_for_unit("multi-user.target")
+    device.wait_for_unit("multi-user.target")
+
+    with subtest("the hub makes a fleet; the device identity travels outside the store"):
+        hub.succeed("outpost-hub init --dir ${fleet} --devices 1 --listen 0.0.0.0:8443 --san hub")
+        hub.copy_from_vm("${fleet}/devices/device-001", "fleet")
+        device.copy_from_host(str(hub.out_dir / "fleet" / "device-001"), "${identity}")
+        # Do not leave the test key in the test's output.
+        shutil.rmtree(hub.out_dir / "fleet")
+        device.succeed("chmod 0700 ${identity}", "chmod 0600 ${identity}/device.key")
+        device.succeed("grep -q /run/credentials/outpost-agent.service/device.key /etc/outpost/agent.toml")
+        device.fail("grep -q ${identity} /etc/outpost/agent.toml")
+
+    with subtest("the agent runs unprivileged, ready before the hub exists"):
+        device.succeed("systemctl start outpost-agent.service")
+        device.wait_for_unit("outpost-agent.service")
+        assert device.succeed("systemctl show -P User outpost-agent.service").strip() == "outpost"
+        device.succeed("test -S ${socket}")
+        # The agent's user cannot read the original key; it got a credential copy.
+        device.fail("runuser -u outpost -- cat ${identity}/device.key")
+
+    ids: set[str] = set()
+    with subtest("publish while the hub is down; only the agent's group may publish"):
+        for n in range(20):
+            ids.add(publish("app", "temperature", {"celsius": 18 + n / 10, "n": n}))
+        for n in range(5):
+            ids.add(publish("app", "alarms", {"door": "open", "n": n}))
+        assert len(ids) == 25, f"expected 25 distinct ids, got {len(ids)}"
+        device.fail(
+            "runuser -u nobody -- curl --silent --fail --unix-socket ${socket} "
+            "--data-binary '{}' http://localhost/v1/outbox/temperature"
+        )
+
+    with subtest("power cut: acknowledged records survive"):
+        device.crash()
+        device.start()
+        device.wait_for_unit("multi-user.target")
+        device.succeed("systemctl start outpost-agent.service")
+        device.wait_for_unit("outpost-agent.service")
+
+    with subtest("the hub comes up; every record arrives exactly once, checksums intact"):
+        hub.succeed("systemctl start outpost-hub.service")
+        hub.wait_for_unit("outpost-hub.service")
+        hub.wait_until_succeeds(
+            "test \"$(outpost-hub stats --config ${fleet}/hub.toml --json | jq '[.[].records] | add')\" = 25",
+            timeout=300,
+        )
+        stats = json.loads(hub.succeed("outpost-hub stats --config ${fleet}/hub.toml --json"))
+        assert all(s["checksums_bad"] == 0 for s in stats), stats
+        per_stream = {s["stream"]: s["records"] for s in stats}
+        assert per_stream == {"alarms": 5, "temperature": 20}, per_stream
+        records = json.loads(hub.succeed("outpost-hub records --config ${fleet}/hub.toml --json"))
+        assert len(records) == 25, f"{len(records)} stored rows for 25 records"
+        assert {r["id"] for r in records} == ids, "stored ids differ from acknowledged ids"
+        assert {r["device"] for r in records} == {"device-001"}
+
+    with subtest("the device's outbox drains"):
+        device.wait_until_succeeds(
+            "test \"$(curl --silent --fail --unix-socket ${socket} http://localhost/v1/status "
+            "| jq '[.. | objects | select(has(\"pending\")) | .pending] | first // 0')\" = 0",
+            timeout=120,
+        )
+  '';
+}
