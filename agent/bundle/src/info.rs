@@ -1,0 +1,344 @@
+//! `Bundle::open`: trailer → CMS → authenticated payload → manifest, and the
+//! serialisable summary behind `outpostctl info --json` and the installer.
+//!
+//! Plain bundles: the whole payload is streamed through the signer's digest
+//! before anything in it is parsed. Verity bundles: the manifest comes from
+//! the CMS, the hash tree is checked against its signed root, and every
+//! squashfs block is verified as it is read.
+
+use std::fs::File;
+use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
+use std::path::Path;
+
+use serde::Serialize;
+use sha2::Digest;
+
+use crate::keyring::Keyring;
+use crate::manifest::{BundleFormat, ImageHooks, Manifest, ManifestError, MAX_MANIFEST_LEN};
+use crate::signature::{SignatureError, SignedCms, Signer, VerifyOptions};
+use crate::squashfs::{HashingWriter, Squashfs, SquashfsError};
+use crate::trailer::{self, TrailerError};
+use crate::verity::{self, VerityError, VerityReader};
+
+/// Why a bundle is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum BundleError {
+    #[error("reading bundle: {0}")]
+    Io(#[from] io::Error),
+    #[error(transparent)]
+    Trailer(#[from] TrailerError),
+    #[error("signature verification failed: {0}")]
+    Signature(#[from] SignatureError),
+    #[error("invalid manifest: {0}")]
+    Manifest(#[from] ManifestError),
+    #[error(transparent)]
+    Verity(#[from] VerityError),
+    #[error(transparent)]
+    Squashfs(#[from] SquashfsError),
+    #[error("manifest format '{manifest}' does not match the {signature} signature")]
+    FormatMismatch {
+        manifest: BundleFormat,
+        signature: &'static str,
+    },
+    #[error("verity-size {tree_size} does not fit a payload of {payload_len} bytes")]
+    TreeLargerThanPayload { tree_size: u64, payload_len: u64 },
+    #[error("no image for slot class '{0}' in the manifest")]
+    ImageNotFound(String),
+    #[error("image '{0}' has no file in the bundle (install hook only)")]
+    ImageWithoutFile(String),
+    #[error(
+        "image '{filename}' size mismatch: manifest says {expected} bytes, payload has {found}"
+    )]
+    ImageSizeMismatch {
+        filename: String,
+        expected: u64,
+        found: u64,
+    },
+    #[error("image '{filename}' sha256 mismatch: manifest {expected}, payload {found}")]
+    ImageHashMismatch {
+        filename: String,
+        expected: String,
+        found: String,
+    },
+}
+
+/// One image as shown by `info`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ImageInfo {
+    pub class: String,
+    pub variant: Option<String>,
+    pub filename: Option<String>,
+    pub size: Option<u64>,
+    pub sha256: Option<String>,
+    pub hooks: ImageHooks,
+    pub adaptive: Vec<String>,
+}
+
+/// How the bundle was authenticated.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Verification {
+    /// Always `true` for a [`VerifiedBundle`]: errors never produce one.
+    pub signature_valid: bool,
+    pub purpose: crate::Purpose,
+    /// `payload-digest` (plain) or `verity` (hash tree, per block on read).
+    pub payload_check: &'static str,
+    pub verity_root_hash: Option<String>,
+}
+
+/// The verified summary of a bundle.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct BundleInfo {
+    pub format: BundleFormat,
+    pub compatible: String,
+    pub version: Option<String>,
+    pub description: Option<String>,
+    pub build: Option<String>,
+    /// sha256 of the authoritative manifest bytes (RAUC's manifest hash).
+    pub manifest_hash: String,
+    pub images: Vec<ImageInfo>,
+    pub signer: Signer,
+    pub verification: Verification,
+    pub payload_size: u64,
+    pub signature_size: u64,
+}
+
+/// Entry point: opens and verifies bundles.
+pub struct Bundle;
+
+impl Bundle {
+    /// Opens `path` and verifies it completely before returning.
+    pub fn open(
+        path: &Path,
+        keyring: &Keyring,
+        opts: &VerifyOptions,
+    ) -> Result<VerifiedBundle, BundleError> {
+        Self::from_reader(File::open(path)?, keyring, opts)
+    }
+
+    /// Same as [`Bundle::open`] over any seekable source.
+    pub fn from_reader<R>(
+        mut source: R,
+        keyring: &Keyring,
+        opts: &VerifyOptions,
+    ) -> Result<VerifiedBundle, BundleError>
+    where
+        R: Read + Seek + Send + 'static,
+    {
+        let (layout, cms_der) = trailer::read_layout(&mut source)?;
+        let cms = SignedCms::parse(&cms_der)?;
+        if cms.content().is_none() {
+            open_plain(
+                source,
+                layout.payload_len,
+                &cms,
+                cms_der.len(),
+                keyring,
+                opts,
+            )
+        } else {
+            open_verity(
+                source,
+                layout.payload_len,
+                &cms,
+                cms_der.len(),
+                keyring,
+                opts,
+            )
+        }
+    }
+}
+
+fn open_plain<R: Read + Seek + Send + 'static>(
+    mut source: R,
+    payload_len: u64,
+    cms: &SignedCms,
+    cms_len: usize,
+    keyring: &Keyring,
+    opts: &VerifyOptions,
+) -> Result<VerifiedBundle, BundleError> {
+    // Stream the payload through the digest: bundles can be GiBs.
+    source.seek(SeekFrom::Start(0))?;
+    let mut hasher = cms.digest_alg().hasher();
+    let mut limited = (&mut source).take(payload_len);
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = limited.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    let signer = cms.verify_detached(&hasher.finish(), keyring, opts)?;
+    // backhand reads from the current position: rewind past the hashing.
+    source.seek(SeekFrom::Start(0))?;
+    let fs = Squashfs::open(BufReader::new(source))?;
+    let manifest = Manifest::parse(&fs.read_small("manifest.raucm", MAX_MANIFEST_LEN)?)?;
+    if manifest.format != BundleFormat::Plain {
+        return Err(BundleError::FormatMismatch {
+            manifest: manifest.format,
+            signature: "detached",
+        });
+    }
+    manifest.check_internal()?;
+    let verification = Verification {
+        signature_valid: true,
+        purpose: opts.purpose,
+        payload_check: "payload-digest",
+        verity_root_hash: None,
+    };
+    Ok(VerifiedBundle::new(
+        manifest,
+        signer,
+        verification,
+        fs,
+        payload_len,
+        cms_len,
+    ))
+}
+
+fn open_verity<R: Read + Seek + Send + 'static>(
+    mut source: R,
+    payload_len: u64,
+    cms: &SignedCms,
+    cms_len: usize,
+    keyring: &Keyring,
+    opts: &VerifyOptions,
+) -> Result<VerifiedBundle, BundleError> {
+    let (signer, content) = cms.verify_encapsulated(keyring, opts)?;
+    let manifest = Manifest::parse(content)?;
+    if manifest.format == BundleFormat::Plain {
+        return Err(BundleError::FormatMismatch {
+            manifest: manifest.format,
+            signature: "encapsulated",
+        });
+    }
+    let params = manifest.verity_params()?;
+    let data_len =
+        payload_len
+            .checked_sub(params.tree_size)
+            .ok_or(BundleError::TreeLargerThanPayload {
+                tree_size: params.tree_size,
+                payload_len,
+            })?;
+    let tree = verity::read_tree(&mut source, &params, data_len)?;
+    let reader = VerityReader::new(source, tree);
+    let log = reader.failure_log();
+    let fs = Squashfs::open_logged(reader, Some(log))?;
+    let verification = Verification {
+        signature_valid: true,
+        purpose: opts.purpose,
+        payload_check: "verity",
+        verity_root_hash: Some(hex::encode(params.root_hash)),
+    };
+    Ok(VerifiedBundle::new(
+        manifest,
+        signer,
+        verification,
+        fs,
+        payload_len,
+        cms_len,
+    ))
+}
+
+/// A bundle whose signature and payload integrity have been established.
+#[derive(Debug)]
+pub struct VerifiedBundle {
+    info: BundleInfo,
+    manifest: Manifest,
+    fs: Squashfs,
+}
+
+impl VerifiedBundle {
+    fn new(
+        manifest: Manifest,
+        signer: Signer,
+        verification: Verification,
+        fs: Squashfs,
+        payload_len: u64,
+        cms_len: usize,
+    ) -> Self {
+        let images = manifest
+            .images
+            .iter()
+            .map(|i| ImageInfo {
+                class: i.class.clone(),
+                variant: i.variant.clone(),
+                filename: i.filename.clone(),
+                size: i.size,
+                sha256: i.sha256.map(hex::encode),
+                hooks: i.hooks,
+                adaptive: i.adaptive.clone(),
+            })
+            .collect();
+        let info = BundleInfo {
+            format: manifest.format,
+            compatible: manifest.compatible.clone(),
+            version: manifest.version.clone(),
+            description: manifest.description.clone(),
+            build: manifest.build.clone(),
+            manifest_hash: hex::encode(manifest.hash),
+            images,
+            signer,
+            verification,
+            payload_size: payload_len,
+            signature_size: cms_len as u64,
+        };
+        VerifiedBundle { info, manifest, fs }
+    }
+
+    /// The serialisable summary.
+    pub fn info(&self) -> &BundleInfo {
+        &self.info
+    }
+
+    /// The authoritative (signed) manifest.
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// Streams the image for slot `class` into `out`, checking its size and
+    /// sha256 against the manifest. Bytes reach `out` before the final check:
+    /// callers must treat the target as unusable unless this returns `Ok`.
+    pub fn extract_image(&self, class: &str, out: &mut dyn Write) -> Result<u64, BundleError> {
+        let image = self
+            .manifest
+            .image(class)
+            .ok_or_else(|| BundleError::ImageNotFound(class.to_string()))?;
+        let filename = image
+            .filename
+            .clone()
+            .ok_or_else(|| BundleError::ImageWithoutFile(class.to_string()))?;
+        let mut hashing = HashingWriter {
+            out,
+            hasher: sha2::Sha256::new(),
+            written: 0,
+        };
+        self.fs.copy_to(&filename, &mut hashing)?;
+        let found_len = hashing.written;
+        let found: [u8; 32] = hashing.hasher.finalize().into();
+        let expected_len = image.size.unwrap_or(0);
+        if found_len != expected_len {
+            return Err(BundleError::ImageSizeMismatch {
+                filename,
+                expected: expected_len,
+                found: found_len,
+            });
+        }
+        // parse() guarantees sha256 is present whenever filename is.
+        let expected = image.sha256.unwrap_or_default();
+        if found != expected {
+            return Err(BundleError::ImageHashMismatch {
+                filename,
+                expected: hex::encode(expected),
+                found: hex::encode(found),
+            });
+        }
+        Ok(found_len)
+    }
+
+    /// Reads any other small file of the bundle (hooks, handler), bounded by `max`.
+    pub fn read_file(&self, name: &str, max: usize) -> Result<Vec<u8>, BundleError> {
+        crate::manifest::check_filename(name)?;
+        Ok(self.fs.read_small(name, max)?)
+    }
+}

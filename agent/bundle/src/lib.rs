@@ -1,0 +1,32 @@
+//! `outpost-bundle`: the RAUC-compatible update bundle format, verified in
+//! pure Rust (no OpenSSL, no loop mounts, no device-mapper).
+//!
+//! Layers, bottom-up: [`trailer`] splits `payload ‖ CMS ‖ u64 BE len`;
+//! [`signature`] verifies the CMS against a [`Keyring`]; [`manifest`] parses
+//! `manifest.raucm` strictly; [`verity`] authenticates each payload block of a
+//! verity bundle; [`squashfs`] reads files from the (authenticated) payload;
+//! [`info`] ties them together as [`Bundle::open`].
+//!
+//! Invariant: nothing is parsed from the squashfs before the payload is
+//! authenticated (plain: full digest; verity: per-block hash tree).
+
+pub mod digest;
+pub mod info;
+mod keyfile;
+pub mod keyring;
+pub mod manifest;
+mod names;
+pub mod purpose;
+pub mod signature;
+pub mod squashfs;
+pub mod trailer;
+pub mod verity;
+
+#[doc(hidden)]
+pub mod fuzzing;
+
+pub use info::{Bundle, BundleError, BundleInfo, ImageInfo, VerifiedBundle};
+pub use keyring::{Keyring, KeyringError};
+pub use manifest::{BundleFormat, Manifest, ManifestError};
+pub use purpose::Purpose;
+pub use signature::{SignatureError, Signer, VerifyOptions};

@@ -1,0 +1,177 @@
+//! Reading files out of the bundle's squashfs in user space (`backhand`).
+//!
+//! Only ever opened over an authenticated source: the plain payload after
+//! its digest matched the signature, or a [`crate::verity::VerityReader`].
+//! Metadata tables are loaded by backhand; file data is streamed.
+
+use std::io::{self, BufRead, Seek, Write};
+use std::path::{Path, PathBuf};
+
+use backhand::{BackhandError, FilesystemReader, InnerNode};
+
+use crate::verity::{FailureLog, VerityError};
+
+/// Why a file cannot be read from the payload.
+#[derive(Debug, thiserror::Error)]
+pub enum SquashfsError {
+    #[error("payload is not a readable squashfs: {0}")]
+    Open(String),
+    #[error("file '{0}' not found in the bundle payload")]
+    NotFound(String),
+    #[error("'{0}' in the bundle payload is not a regular file")]
+    NotAFile(String),
+    #[error("file '{path}' exceeds the {max}-byte limit")]
+    TooLarge { path: String, max: usize },
+    #[error("reading '{path}' from the payload: {source}")]
+    Read { path: String, source: io::Error },
+    /// A block failed its dm-verity check while squashfs read it.
+    #[error("payload tampered: {0}")]
+    Verity(#[from] VerityError),
+}
+
+/// Surfaces a [`VerityError`] carried inside an `io::Error` as a typed error.
+fn from_io(path: &str, e: io::Error) -> SquashfsError {
+    let is_verity = e.get_ref().is_some_and(|inner| inner.is::<VerityError>());
+    if is_verity {
+        if let Some(Ok(v)) = e.into_inner().map(|inner| inner.downcast::<VerityError>()) {
+            return SquashfsError::Verity(*v);
+        }
+        return SquashfsError::Open(format!("{path}: verity failure"));
+    }
+    SquashfsError::Read {
+        path: path.to_string(),
+        source: e,
+    }
+}
+
+/// A squashfs filesystem over an authenticated payload.
+pub struct Squashfs {
+    fs: FilesystemReader<'static>,
+    failures: Option<FailureLog>,
+}
+
+impl std::fmt::Debug for Squashfs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Squashfs")
+            .field("block_size", &self.fs.block_size)
+            .finish()
+    }
+}
+
+impl Squashfs {
+    /// Opens the squashfs starting at offset 0 of `reader`.
+    pub fn open<R: BufRead + Seek + Send + 'static>(reader: R) -> Result<Self, SquashfsError> {
+        Self::open_logged(reader, None)
+    }
+
+    /// Like [`Squashfs::open`]; a failure recorded in `failures` (from a
+    /// [`crate::verity::VerityReader`]) is reported as [`SquashfsError::Verity`].
+    pub fn open_logged<R: BufRead + Seek + Send + 'static>(
+        reader: R,
+        failures: Option<FailureLog>,
+    ) -> Result<Self, SquashfsError> {
+        let verity_failure = |log: &Option<FailureLog>| log.as_ref().and_then(FailureLog::take);
+        let fs = FilesystemReader::from_reader(reader).map_err(|e| {
+            if let Some(v) = verity_failure(&failures) {
+                return SquashfsError::Verity(v);
+            }
+            match e {
+                BackhandError::StdIo(io) => match from_io("/", io) {
+                    SquashfsError::Read { source, .. } => SquashfsError::Open(source.to_string()),
+                    other => other,
+                },
+                other => SquashfsError::Open(other.to_string()),
+            }
+        })?;
+        Ok(Squashfs { fs, failures })
+    }
+
+    /// Streams the file at bundle-relative `name` into `out`; returns its length.
+    pub fn copy_to(&self, name: &str, out: &mut dyn Write) -> Result<u64, SquashfsError> {
+        let path = absolute(name);
+        let node = self
+            .fs
+            .files()
+            .find(|n| n.fullpath == path)
+            .ok_or_else(|| SquashfsError::NotFound(name.to_string()))?;
+        let InnerNode::File(file) = &node.inner else {
+            return Err(SquashfsError::NotAFile(name.to_string()));
+        };
+        let mut reader = self.fs.file(file).reader();
+        io::copy(&mut reader, out).map_err(|e| {
+            match self.failures.as_ref().and_then(FailureLog::take) {
+                Some(v) => SquashfsError::Verity(v),
+                None => from_io(name, e),
+            }
+        })
+    }
+
+    /// Reads a small file (the manifest) fully, refusing more than `max` bytes.
+    pub fn read_small(&self, name: &str, max: usize) -> Result<Vec<u8>, SquashfsError> {
+        let mut buf = Vec::new();
+        let mut limited = LimitedWriter {
+            out: &mut buf,
+            left: max,
+        };
+        match self.copy_to(name, &mut limited) {
+            Err(SquashfsError::Read { source, .. })
+                if source.kind() == io::ErrorKind::FileTooLarge =>
+            {
+                Err(SquashfsError::TooLarge {
+                    path: name.to_string(),
+                    max,
+                })
+            }
+            other => other.map(|_| buf),
+        }
+    }
+}
+
+fn absolute(name: &str) -> PathBuf {
+    Path::new("/").join(name)
+}
+
+/// Bounds an in-memory read by the caller's limit, not by the file's claim.
+struct LimitedWriter<'a> {
+    out: &'a mut Vec<u8>,
+    left: usize,
+}
+
+impl Write for LimitedWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if buf.len() > self.left {
+            return Err(io::Error::new(
+                io::ErrorKind::FileTooLarge,
+                "file too large",
+            ));
+        }
+        self.left -= buf.len();
+        self.out.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Adapter so a `Read` implementor can be hashed while it is copied.
+pub(crate) struct HashingWriter<'a, W: ?Sized> {
+    pub out: &'a mut W,
+    pub hasher: sha2::Sha256,
+    pub written: u64,
+}
+
+impl<W: Write + ?Sized> Write for HashingWriter<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        use sha2::Digest;
+        let n = self.out.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.written += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}
