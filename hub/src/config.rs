@@ -1,0 +1,252 @@
+//! `hub.toml`: where to listen, where the database lives, the TLS material and the optional
+//! legacy device keys. Relative paths are resolved against the config file's folder so a
+//! config directory can be moved as a whole; unknown keys are errors so typos do not silently
+//! fall back to defaults.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::identity;
+use crate::legacy::LegacyKeys;
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8443";
+pub const DEFAULT_DATA_DIR: &str = "data";
+pub const DB_FILE_NAME: &str = "hub.sqlite";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid config {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid config {path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default = "default_listen")]
+    listen: SocketAddr,
+    #[serde(default = "default_data_dir")]
+    data_dir: PathBuf,
+    tls: RawTls,
+    #[serde(default)]
+    ingest: RawIngest,
+    #[serde(default)]
+    legacy_device_keys: BTreeMap<String, String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    cert: PathBuf,
+    key: PathBuf,
+    client_ca: PathBuf,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawIngest {
+    #[serde(default = "default_max_body_bytes")]
+    max_body_bytes: usize,
+}
+
+impl Default for RawIngest {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: default_max_body_bytes(),
+        }
+    }
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8443))
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from(DEFAULT_DATA_DIR)
+}
+
+fn default_max_body_bytes() -> usize {
+    outpost_proto::ingest::MAX_COMPRESSED_BATCH_BYTES
+}
+
+/// A loaded `hub.toml` with every path made absolute (or relative to the process's working
+/// directory if the config path itself was relative).
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub path: PathBuf,
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub tls: TlsConfig,
+    pub max_body_bytes: usize,
+    /// Never printed: its `Debug` is redacted.
+    pub legacy_keys: LegacyKeys,
+}
+
+#[derive(Debug, Clone)]
+pub struct TlsConfig {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub client_ca: PathBuf,
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses `text` as if it had been read from `path` (which anchors relative paths).
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string().trim_end().to_owned(),
+        })?;
+        let invalid = |message: String| ConfigError::Invalid {
+            path: path.to_owned(),
+            message,
+        };
+        if raw.ingest.max_body_bytes == 0 {
+            return Err(invalid(
+                "ingest.max_body_bytes must be greater than 0".into(),
+            ));
+        }
+        for (key, device) in &raw.legacy_device_keys {
+            // The key itself never appears in an error message: it is a secret.
+            if key.is_empty() {
+                return Err(invalid(
+                    "legacy_device_keys: a key must not be empty".into(),
+                ));
+            }
+            identity::validate_device_id(device)
+                .map_err(|e| invalid(format!("legacy_device_keys: {e}")))?;
+        }
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let resolve = |p: &Path| {
+            if p.is_absolute() {
+                p.to_owned()
+            } else {
+                base.join(p)
+            }
+        };
+        Ok(Config {
+            path: path.to_owned(),
+            listen: raw.listen,
+            data_dir: resolve(&raw.data_dir),
+            tls: TlsConfig {
+                cert: resolve(&raw.tls.cert),
+                key: resolve(&raw.tls.key),
+                client_ca: resolve(&raw.tls.client_ca),
+            },
+            max_body_bytes: raw.ingest.max_body_bytes,
+            legacy_keys: LegacyKeys::new(
+                raw.legacy_device_keys
+                    .iter()
+                    .map(|(k, d)| (k.as_str(), d.as_str())),
+            ),
+        })
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.data_dir.join(DB_FILE_NAME)
+    }
+}
+
+/// The `hub.toml` that `init` writes.
+pub fn render_hub_toml(listen: SocketAddr) -> String {
+    format!(
+        r#"# outpost-hub configuration (see docs/hub.md). Relative paths are resolved against
+# the folder of this file.
+listen = "{listen}"
+data_dir = "{DEFAULT_DATA_DIR}"
+
+[tls]
+cert = "server.pem"
+key = "server.key"
+client_ca = "ca.pem"
+
+[ingest]
+max_body_bytes = {max}
+
+# Reference-agent devices that authenticate with X-Device-Key instead of a client
+# certificate. Off unless at least one key is listed; keep this file private if you do.
+# [legacy_device_keys]
+# "a-long-random-secret" = "device-007"
+"#,
+        max = outpost_proto::ingest::MAX_COMPRESSED_BATCH_BYTES,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = "[tls]\ncert = \"s.pem\"\nkey = \"/abs/s.key\"\nclient_ca = \"ca.pem\"\n";
+
+    #[test]
+    fn defaults_and_relative_paths() {
+        let c = Config::parse(MINIMAL, Path::new("/etc/outpost/hub.toml")).unwrap();
+        assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(c.data_dir, Path::new("/etc/outpost/data"));
+        assert_eq!(c.db_path(), Path::new("/etc/outpost/data/hub.sqlite"));
+        assert_eq!(c.tls.cert, Path::new("/etc/outpost/s.pem"));
+        assert_eq!(c.tls.key, Path::new("/abs/s.key"));
+        assert_eq!(c.max_body_bytes, 16 * 1024 * 1024);
+        assert!(c.legacy_keys.is_empty());
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        let text = format!("{MINIMAL}[ingest]\nmax_body_byte = 5\n");
+        let err = Config::parse(&text, Path::new("hub.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("max_body_byte"), "{err}");
+        let text = format!("lisen = \"1.2.3.4:5\"\n{MINIMAL}");
+        assert!(Config::parse(&text, Path::new("hub.toml")).is_err());
+    }
+
+    #[test]
+    fn shipped_example_parses() {
+        let c = Config::parse(
+            include_str!("../../examples/hub.toml"),
+            Path::new("/srv/hub/hub.toml"),
+        )
+        .unwrap();
+        assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(c.tls.client_ca, Path::new("/srv/hub/ca.pem"));
+        assert!(c.legacy_keys.is_empty());
+    }
+
+    #[test]
+    fn init_template_parses() {
+        let c = Config::parse(
+            &render_hub_toml("127.0.0.1:9".parse().unwrap()),
+            Path::new("/x/hub.toml"),
+        )
+        .unwrap();
+        assert_eq!(c.listen.port(), 9);
+        assert_eq!(c.tls.client_ca, Path::new("/x/ca.pem"));
+    }
+
+    #[test]
+    fn legacy_keys_are_validated_and_redacted() {
+        let text = format!("{MINIMAL}[legacy_device_keys]\n\"s3cret-key\" = \"device-007\"\n");
+        let c = Config::parse(&text, Path::new("hub.toml")).unwrap();
+        assert_eq!(c.legacy_keys.lookup(b"s3cret-key"), Some("device-007"));
+        assert!(!format!("{c:?}").contains("s3cret"));
+        let bad = format!("{MINIMAL}[legacy_device_keys]\n\"k\" = \"bad device\"\n");
+        assert!(Config::parse(&bad, Path::new("hub.toml")).is_err());
+    }
+}

@@ -1,0 +1,368 @@
+//! `outpost-hub serve`: the TLS accept loop, per-connection HTTP/1.1 and request routing.
+//!
+//! Every handler turns bad input into a `{"error": ...}` response; nothing on the request path
+//! unwraps. SQLite work runs on the blocking pool so a slow fsync never stalls the reactor.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, ALLOW, CONTENT_ENCODING, CONTENT_LENGTH};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use outpost_proto::ingest::INGEST_PATH;
+use outpost_proto::legacy::{CHECKSUM_HEADER, DEVICE_KEY_HEADER};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
+
+use crate::config::Config;
+use crate::http::{self, HttpError, Resp};
+use crate::identity::{self, IdentityError};
+use crate::ingest;
+use crate::legacy::{self, LegacyKeys};
+use crate::store::{Store, StoreError};
+use crate::tls::{self, TlsError};
+
+/// Paths the reference agent posts to (`{endpoint}/ingest`, with or without `/v1/ingest` as
+/// its configured endpoint).
+pub const LEGACY_PATHS: [&str; 2] = ["/ingest", "/v1/ingest/ingest"];
+pub const HEALTH_PATH: &str = "/healthz";
+
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long shutdown waits for in-flight requests before dropping connections.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("cannot create data directory {path}: {source}")]
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot open database {path}: {source}")]
+    Store { path: String, source: StoreError },
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// What every request handler shares.
+struct State {
+    store: Mutex<Store>,
+    legacy_keys: LegacyKeys,
+    max_body_bytes: usize,
+}
+
+impl State {
+    /// A panic while holding the lock can only happen inside a SQLite call whose transaction
+    /// is rolled back on drop, so the connection is consistent and poisoning can be ignored.
+    fn store(&self) -> MutexGuard<'_, Store> {
+        self.store
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// Who is on the other end of one TLS connection.
+struct Peer {
+    addr: SocketAddr,
+    /// `None`: no client certificate. `Some(Err)`: a verified certificate whose CN is unusable.
+    device: Option<Result<String, IdentityError>>,
+}
+
+/// A bound, not yet serving hub.
+pub struct Server {
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    state: Arc<State>,
+}
+
+impl Server {
+    /// Opens the database, loads the TLS material and binds `listen` (or `config.listen`).
+    pub async fn bind(config: &Config, listen: Option<SocketAddr>) -> Result<Self, ServerError> {
+        std::fs::create_dir_all(&config.data_dir).map_err(|source| ServerError::DataDir {
+            path: config.data_dir.display().to_string(),
+            source,
+        })?;
+        let db = config.db_path();
+        let store = Store::open(&db).map_err(|source| ServerError::Store {
+            path: db.display().to_string(),
+            source,
+        })?;
+        let tls_config = tls::server_config(&config.tls, !config.legacy_keys.is_empty())?;
+        let addr = listen.unwrap_or(config.listen);
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServerError::Bind { addr, source })?;
+        tracing::info!(db = %db.display(), legacy_keys = config.legacy_keys.len(), "hub ready");
+        Ok(Self {
+            listener,
+            acceptor: TlsAcceptor::from(tls_config),
+            state: Arc::new(State {
+                store: Mutex::new(store),
+                legacy_keys: config.legacy_keys.clone(),
+                max_body_bytes: config.max_body_bytes,
+            }),
+        })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting, lets in-flight requests finish
+    /// (up to a deadline) and returns.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let mut conns = JoinSet::new();
+        tokio::pin!(shutdown);
+        loop {
+            while conns.try_join_next().is_some() {}
+            let (stream, addr) = tokio::select! {
+                () = &mut shutdown => break,
+                accepted = self.listener.accept() => match accepted {
+                    Ok(pair) => pair,
+                    Err(e) => {
+                        // Typically EMFILE: back off instead of spinning.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                },
+            };
+            conns.spawn(serve_connection(
+                stream,
+                addr,
+                self.acceptor.clone(),
+                self.state.clone(),
+                stop_rx.clone(),
+            ));
+        }
+        tracing::info!(
+            open_connections = conns.len(),
+            "shutting down: no longer accepting"
+        );
+        drop(self.listener);
+        let _ = stop_tx.send(true);
+        let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
+            while conns.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!(
+                open_connections = conns.len(),
+                "drain deadline passed; closing remaining connections"
+            );
+            conns.abort_all();
+        }
+        tracing::info!("hub stopped");
+    }
+}
+
+async fn serve_connection(
+    stream: TcpStream,
+    addr: SocketAddr,
+    acceptor: TlsAcceptor,
+    state: Arc<State>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+        Ok(Ok(tls)) => tls,
+        Ok(Err(e)) => {
+            tracing::info!(peer = %addr, error = %e, "TLS handshake failed");
+            return;
+        }
+        Err(_) => {
+            tracing::info!(peer = %addr, "TLS handshake timed out");
+            return;
+        }
+    };
+    let device = tls
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|chain| chain.first())
+        .map(|leaf| identity::device_id_from_cert(leaf));
+    let peer = Arc::new(Peer { addr, device });
+    let service = service_fn(move |req| {
+        let (state, peer) = (state.clone(), peer.clone());
+        async move { Ok::<_, Infallible>(route(req, &state, &peer).await) }
+    });
+    let conn = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .keep_alive(true)
+        .serve_connection(TokioIo::new(tls), service);
+    tokio::pin!(conn);
+    let result = tokio::select! {
+        r = conn.as_mut() => r,
+        _ = stop.changed() => {
+            // Finish the request in flight (if any), then close instead of keeping alive.
+            conn.as_mut().graceful_shutdown();
+            conn.as_mut().await
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(peer = %addr, error = %e, "connection ended with an error");
+    }
+}
+
+async fn route(req: Request<Incoming>, state: &Arc<State>, peer: &Peer) -> Resp {
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let post_only =
+        |allowed: &'static str| (method != Method::POST).then(|| method_not_allowed(allowed));
+    let resp = match path.as_str() {
+        HEALTH_PATH if method == Method::GET || method == Method::HEAD => {
+            http::json(StatusCode::OK, &serde_json::json!({"status": "ok"}))
+        }
+        HEALTH_PATH => method_not_allowed("GET, HEAD"),
+        INGEST_PATH => match post_only("POST") {
+            Some(resp) => resp,
+            None if req.headers().contains_key(DEVICE_KEY_HEADER) => {
+                legacy_ingest(req, state).await
+            }
+            None => native_ingest(req, state, peer).await,
+        },
+        p if LEGACY_PATHS.contains(&p) => match post_only("POST") {
+            Some(resp) => resp,
+            None => legacy_ingest(req, state).await,
+        },
+        _ => http::error(
+            StatusCode::NOT_FOUND,
+            &format!(
+                "no such endpoint: {}",
+                path.chars().take(100).collect::<String>()
+            ),
+        ),
+    };
+    tracing::info!(peer = %peer.addr, %method, path = %path.chars().take(100).collect::<String>(), status = resp.status().as_u16(), "request");
+    resp
+}
+
+fn method_not_allowed(allowed: &'static str) -> Resp {
+    let mut resp = http::error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        &format!("method not allowed (allowed: {allowed})"),
+    );
+    resp.headers_mut()
+        .insert(ALLOW, HeaderValue::from_static(allowed));
+    resp
+}
+
+fn content_length(req: &Request<Incoming>) -> Option<u64> {
+    req.headers()
+        .get(CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+async fn native_ingest(req: Request<Incoming>, state: &Arc<State>, peer: &Peer) -> Resp {
+    let device = match &peer.device {
+        Some(Ok(device)) => device.clone(),
+        Some(Err(e)) => return http::error(StatusCode::FORBIDDEN, &e.to_string()),
+        None => return http::error(StatusCode::UNAUTHORIZED, "client certificate required"),
+    };
+    let encoding = req
+        .headers()
+        .get(CONTENT_ENCODING)
+        .map(|v| v.to_str().unwrap_or("(not ASCII)"));
+    let encoding = match ingest::parse_encoding(encoding) {
+        Ok(e) => e,
+        Err(e) => return http::error(e.status(), &e.to_string()),
+    };
+    let length = content_length(&req);
+    let body = match http::read_body(req.into_body(), length, state.max_body_bytes).await {
+        Ok(b) => b,
+        Err(e) => return e.into_response(),
+    };
+    let state = state.clone();
+    let job = tokio::task::spawn_blocking(move || {
+        // Decompression and hashing happen before taking the store lock.
+        let checked = ingest::prepare(&body, encoding)
+            .map_err(|e| HttpError::new(e.status(), e.to_string()))?;
+        let resp =
+            ingest::commit(&mut state.store(), &device, &checked, now_ms()).map_err(|e| {
+                tracing::error!(%device, error = %e, "storing batch failed");
+                HttpError::new(StatusCode::INTERNAL_SERVER_ERROR, "storage error")
+            })?;
+        tracing::info!(%device, acked = resp.acked.len(), rejected = resp.rejected.len(), "batch ingested");
+        Ok::<_, HttpError>(resp)
+    });
+    match job.await {
+        Ok(Ok(resp)) => http::json(StatusCode::OK, &resp),
+        Ok(Err(e)) => e.into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "ingest task failed");
+            http::error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+        }
+    }
+}
+
+async fn legacy_ingest(req: Request<Incoming>, state: &Arc<State>) -> Resp {
+    let presented = req
+        .headers()
+        .get(DEVICE_KEY_HEADER)
+        .map(HeaderValue::as_bytes);
+    let device = match legacy::authenticate(&state.legacy_keys, presented) {
+        Ok(d) => d.to_owned(),
+        Err(e) => return e.into_response(),
+    };
+    // A header that is not text cannot equal a hex checksum; "" makes parse_and_verify say so.
+    let header_checksum = req
+        .headers()
+        .get(CHECKSUM_HEADER)
+        .map(|v| v.to_str().unwrap_or("").to_owned());
+    let length = content_length(&req);
+    let body = match http::read_body(req.into_body(), length, state.max_body_bytes).await {
+        Ok(b) => b,
+        Err(e) => return e.into_response(),
+    };
+    let state = state.clone();
+    let job = tokio::task::spawn_blocking(move || {
+        let result = legacy::store_body(
+            &mut state.store(),
+            &device,
+            &body,
+            header_checksum.as_deref(),
+            now_ms(),
+        );
+        if let Err(legacy::LegacyStoreError::Store(e)) = &result {
+            tracing::error!(%device, error = %e, "storing legacy record failed");
+        }
+        result
+    });
+    match job.await {
+        Ok(Ok(resp)) => http::json(StatusCode::OK, &resp),
+        Ok(Err(legacy::LegacyStoreError::Store(_))) => {
+            http::error(StatusCode::INTERNAL_SERVER_ERROR, "storage error")
+        }
+        Ok(Err(e)) => http::error(e.status(), &e.to_string()),
+        Err(e) => {
+            tracing::error!(error = %e, "legacy ingest task failed");
+            http::error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+        }
+    }
+}
