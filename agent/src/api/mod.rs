@@ -1,0 +1,16 @@
+//! The local HTTP API (unix socket, optional loopback TCP). It has no authentication: access is
+//! controlled by the socket's file mode and by binding TCP to loopback only.
+
+pub mod errors;
+pub mod info;
+pub mod publish;
+pub mod response;
+pub mod routes;
+pub mod server;
+pub mod state;
+
+#[cfg(test)]
+mod tests;
+
+pub use server::{bind_tcp, bind_unix, serve, BindError, Listener};
+pub use state::AppState;

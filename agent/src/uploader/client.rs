@@ -1,0 +1,272 @@
+//! One keep-alive HTTPS/1.1 connection to the hub, re-established after any error.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::client::conn::http1::SendRequest;
+use hyper::header::{CONTENT_ENCODING, CONTENT_TYPE, HOST, USER_AGENT};
+use hyper::{Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use outpost_proto::ingest::{ErrorBody, IngestResponse, INGEST_PATH};
+use rustls::pki_types::ServerName;
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+
+use crate::config::HubConfig;
+use crate::oneline;
+
+/// The hub's answer lists at most one entry per record id; this bounds a hostile or broken one.
+const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum UploadError {
+    #[error("cannot connect to hub {addr}: {message}")]
+    Connect { addr: String, message: String },
+    #[error("TLS with hub {addr} failed: {message}")]
+    Tls { addr: String, message: String },
+    #[error("no answer from hub {addr} within {ms} ms")]
+    Timeout { addr: String, ms: u64 },
+    #[error("HTTP exchange with hub {addr} failed: {message}")]
+    Http { addr: String, message: String },
+    #[error("hub answered HTTP {status}: {message}")]
+    Status { status: u16, message: String },
+    #[error("hub sent an unusable response: {0}")]
+    BadResponse(String),
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("hub.url: {0}")]
+pub struct ClientSetupError(String);
+
+pub struct HubClient {
+    tls: TlsConnector,
+    host: String,
+    port: u16,
+    server_name: ServerName<'static>,
+    authority: String,
+    ingest_path: String,
+    timeout: Duration,
+    sender: Option<SendRequest<Full<Bytes>>>,
+}
+
+impl HubClient {
+    pub fn new(
+        hub: &HubConfig,
+        tls: Arc<rustls::ClientConfig>,
+        timeout: Duration,
+    ) -> Result<Self, ClientSetupError> {
+        let url = &hub.url;
+        let authority = url
+            .authority()
+            .ok_or_else(|| ClientSetupError("has no host".into()))?
+            .as_str()
+            .to_owned();
+        // Uri::host keeps the brackets of an IPv6 literal; sockets and SNI want them off.
+        let host = url
+            .host()
+            .unwrap_or_default()
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
+        let server_name = ServerName::try_from(host.clone()).map_err(|e| {
+            ClientSetupError(format!("host {host:?} is not a valid TLS server name: {e}"))
+        })?;
+        let base = url.path().trim_end_matches('/');
+        Ok(Self {
+            tls: TlsConnector::from(tls),
+            port: url.port_u16().unwrap_or(443),
+            host,
+            server_name,
+            authority,
+            ingest_path: format!("{base}{INGEST_PATH}"),
+            timeout,
+            sender: None,
+        })
+    }
+
+    pub fn addr(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+
+    /// Whether a connection is open and usable for the next request.
+    pub fn is_connected(&self) -> bool {
+        self.sender.as_ref().is_some_and(|s| !s.is_closed())
+    }
+
+    pub fn disconnect(&mut self) {
+        self.sender = None;
+    }
+
+    /// POSTs one zstd-compressed `IngestBatch`. Any error drops the connection so the next
+    /// attempt starts from a fresh TCP+TLS handshake.
+    pub async fn post_batch(&mut self, body: Bytes) -> Result<IngestResponse, UploadError> {
+        let ms = self.timeout.as_millis() as u64;
+        let result = match tokio::time::timeout(self.timeout, self.exchange(body)).await {
+            Ok(r) => r,
+            Err(_) => Err(UploadError::Timeout {
+                addr: self.addr(),
+                ms,
+            }),
+        };
+        if result.is_err() {
+            self.disconnect();
+        }
+        result
+    }
+
+    async fn exchange(&mut self, body: Bytes) -> Result<IngestResponse, UploadError> {
+        let addr = self.addr();
+        let reusable = match self.sender.take() {
+            Some(mut s) if !s.is_closed() => s.ready().await.is_ok().then_some(s),
+            _ => None,
+        };
+        let mut sender = match reusable {
+            Some(s) => s,
+            None => self.connect().await?,
+        };
+        let request = Request::post(self.ingest_path.as_str())
+            .header(HOST, self.authority.as_str())
+            .header(
+                USER_AGENT,
+                concat!("outpost-agent/", env!("CARGO_PKG_VERSION")),
+            )
+            .header(CONTENT_TYPE, "application/json")
+            .header(CONTENT_ENCODING, "zstd")
+            .body(Full::new(body))
+            .map_err(|e| UploadError::Http {
+                addr: addr.clone(),
+                message: e.to_string(),
+            })?;
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|e| classify(&addr, &e))?;
+        let status = response.status();
+        let bytes = Limited::new(response.into_body(), MAX_RESPONSE_BYTES)
+            .collect()
+            .await
+            .map_err(|e| match e.downcast::<hyper::Error>() {
+                Ok(e) => classify(&addr, &e),
+                Err(e) => UploadError::BadResponse(oneline(&e.to_string())),
+            })?
+            .to_bytes();
+        if status != StatusCode::OK {
+            let message = match serde_json::from_slice::<ErrorBody>(&bytes) {
+                Ok(b) => oneline(&b.error),
+                Err(_) => oneline(&String::from_utf8_lossy(&bytes[..bytes.len().min(200)])),
+            };
+            // A keep-alive connection is still fine after an HTTP-level refusal.
+            self.sender = Some(sender);
+            return Err(UploadError::Status {
+                status: status.as_u16(),
+                message,
+            });
+        }
+        let parsed = serde_json::from_slice::<IngestResponse>(&bytes)
+            .map_err(|e| UploadError::BadResponse(format!("not an ingest response: {e}")))?;
+        self.sender = Some(sender);
+        Ok(parsed)
+    }
+
+    async fn connect(&mut self) -> Result<SendRequest<Full<Bytes>>, UploadError> {
+        let addr = self.addr();
+        let tcp = TcpStream::connect((self.host.as_str(), self.port))
+            .await
+            .map_err(|e| UploadError::Connect {
+                addr: addr.clone(),
+                message: oneline(&e.to_string()),
+            })?;
+        // Batches are written in one go; waiting for Nagle only adds latency.
+        let _ = tcp.set_nodelay(true);
+        let tls = self
+            .tls
+            .connect(self.server_name.clone(), tcp)
+            .await
+            .map_err(|e| match tls_error_in(&e) {
+                Some(t) => UploadError::Tls {
+                    addr: addr.clone(),
+                    message: describe_tls(t),
+                },
+                None => UploadError::Tls {
+                    addr: addr.clone(),
+                    message: oneline(&e.to_string()),
+                },
+            })?;
+        let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+            .await
+            .map_err(|e| classify(&addr, &e))?;
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "hub connection closed");
+            }
+        });
+        tracing::debug!(hub = %addr, "connected to hub");
+        Ok(sender)
+    }
+}
+
+/// Finds a rustls error anywhere in an error's source chain (TLS 1.3 reports a refused client
+/// certificate only on the first read after the handshake, so it surfaces inside hyper errors).
+fn tls_error_in<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(t) = err.downcast_ref::<rustls::Error>() {
+            return Some(t);
+        }
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            if let Some(t) = io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+                return Some(t);
+            }
+        }
+        cur = err.source();
+    }
+    None
+}
+
+fn describe_tls(e: &rustls::Error) -> String {
+    use rustls::{AlertDescription as A, CertificateError as C, Error as E};
+    let hint = match e {
+        E::InvalidCertificate(C::UnknownIssuer | C::BadSignature) => {
+            " (the hub's certificate is not signed by the CA in hub.ca)"
+        }
+        E::InvalidCertificate(C::NotValidForName | C::NotValidForNameContext { .. }) => {
+            " (the hub's certificate does not name the host in hub.url)"
+        }
+        E::InvalidCertificate(C::Expired | C::ExpiredContext { .. }) => {
+            " (the hub's certificate has expired)"
+        }
+        E::AlertReceived(
+            A::BadCertificate
+            | A::UnknownCA
+            | A::CertificateUnknown
+            | A::CertificateRevoked
+            | A::CertificateExpired
+            | A::AccessDenied
+            | A::CertificateRequired,
+        ) => " (the hub refused this device's client certificate)",
+        _ => "",
+    };
+    oneline(&format!("{e}{hint}"))
+}
+
+fn classify(addr: &str, e: &hyper::Error) -> UploadError {
+    if let Some(t) = tls_error_in(e) {
+        return UploadError::Tls {
+            addr: addr.to_owned(),
+            message: describe_tls(t),
+        };
+    }
+    let mut message = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        message.push_str(": ");
+        message.push_str(&s.to_string());
+        source = s.source();
+    }
+    UploadError::Http {
+        addr: addr.to_owned(),
+        message: oneline(&message),
+    }
+}
