@@ -1,0 +1,46 @@
+//! The one trait every key backend implements, and how it reports its protection level.
+
+use std::fmt;
+
+use crate::IdentityError;
+
+/// A P-256 signing key whose private half may live outside this process (e.g. in a TPM).
+///
+/// `Debug` is required because rustls' `SigningKey` needs it; implementations must print
+/// where the key lives, never key material.
+pub trait KeyBackend: Send + Sync + fmt::Debug {
+    /// The public key as DER X.509 SubjectPublicKeyInfo (id-ecPublicKey, prime256v1).
+    fn public_key_spki_der(&self) -> &[u8];
+
+    /// ECDSA P-256 over SHA-256(`msg`); `msg` is unhashed. Returns a DER `ECDSA-Sig-Value`,
+    /// the encoding both TLS (RFC 8446 §4.2.3) and X.509 expect.
+    fn sign_sha256(&self, msg: &[u8]) -> Result<Vec<u8>, IdentityError>;
+
+    /// Where the private key lives; reported at enrollment as `key_protection`.
+    fn protection(&self) -> KeyProtection;
+}
+
+/// Where the private key lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyProtection {
+    /// Generated inside a TPM 2.0 and not exportable (fixedTPM, fixedParent).
+    Tpm,
+    /// A key in a file: anyone who can read the file can copy the identity.
+    Software,
+}
+
+impl KeyProtection {
+    /// The value of the `key_protection` field sent at enrollment.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyProtection::Tpm => "tpm",
+            KeyProtection::Software => "software",
+        }
+    }
+}
+
+impl fmt::Display for KeyProtection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
