@@ -9,7 +9,7 @@ use outpost_e2e::{Fleet, Hub};
 /// The reference agent's ingest + attemptSync, verbatim in substance; argv: endpoint, key, mode.
 const REFERENCE_AGENT: &str = r#"
 const { createHash, randomUUID } = require('crypto');
-const [endpoint, deviceKey, mode] = process.argv.slice(2);
+const [endpoint, deviceKey, mode] = process.argv.slice(1);
 async function main() {
   const data = { temp: 22.4, humidity: 45, pressure: 1013.25, tiny: 1e-7 };
   const payload = {
