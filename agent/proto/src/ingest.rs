@@ -18,6 +18,17 @@ pub const MAX_COMPRESSED_BATCH_BYTES: usize = 16 * 1024 * 1024;
 /// Upper bound on records per batch the hub accepts.
 pub const MAX_BATCH_RECORDS: usize = 10_000;
 
+/// The bytes of a published JSON value as they are stored, checksummed and sent: the body
+/// without the insignificant whitespace around the value. A payload travels as a raw JSON value
+/// inside the batch, and a JSON parser keeps no surrounding whitespace, so bytes that kept it
+/// would never match their checksum at the hub.
+pub fn payload_bytes(body: &[u8]) -> &[u8] {
+    let ws = |b: &u8| matches!(b, b' ' | b'\t' | b'\n' | b'\r');
+    let start = body.iter().position(|b| !ws(b)).unwrap_or(body.len());
+    let end = body.iter().rposition(|b| !ws(b)).map_or(start, |i| i + 1);
+    &body[start..end]
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 pub struct IngestBatch {
     pub records: Vec<IngestRecord>,
@@ -64,6 +75,19 @@ mod tests {
         assert_eq!(batch.records[0].payload.get(), r#"{"b": 1.50, "a":[ 1 ]}"#);
         let again = serde_json::to_string(&batch).unwrap();
         assert!(again.contains(r#""payload":{"b": 1.50, "a":[ 1 ]}"#));
+    }
+
+    #[test]
+    fn payload_bytes_drop_only_surrounding_whitespace() {
+        assert_eq!(payload_bytes(b" \r\n{\"a\": 1 }\n\t"), b"{\"a\": 1 }");
+        assert_eq!(payload_bytes(b"1"), b"1");
+        assert_eq!(payload_bytes(b"  "), b"");
+        assert_eq!(payload_bytes(b""), b"");
+        // What the hub sees after a JSON round trip of the batch is exactly these bytes.
+        let stored = payload_bytes(b"{\"x\":[1, 2]}\n");
+        let batch = format!(r#"{{"records":[{{"id":"a","stream":"s","created_at":1,"sha256":"","payload":{}}}]}}"#, std::str::from_utf8(stored).unwrap());
+        let parsed: IngestBatch = serde_json::from_str(&batch).unwrap();
+        assert_eq!(parsed.records[0].payload.get().as_bytes(), stored);
     }
 
     #[test]

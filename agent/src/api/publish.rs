@@ -41,7 +41,7 @@ pub async fn publish(state: &AppState, req: Request<Incoming>) -> Result<Resp, A
         id,
         stream,
         priority,
-        payload: Vec::from(body),
+        payload: outpost_proto::ingest::payload_bytes(&body).to_vec(),
     };
     let accepted = state.outbox.submit(record).await?;
     let text = format!(
@@ -116,7 +116,8 @@ async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, ApiError> {
 }
 
 /// The body must be exactly one JSON value. It is validated, never re-encoded: the stored bytes
-/// (and the checksum the hub verifies) are the publisher's own.
+/// (and the checksum the hub verifies) are the publisher's own, less surrounding whitespace
+/// (see `outpost_proto::ingest::payload_bytes`).
 pub fn validate_json(body: &[u8]) -> Result<(), ApiError> {
     let invalid = |m: String| {
         ApiError::bad_request(Reason::InvalidJson, format!("body is not valid JSON: {m}"))
