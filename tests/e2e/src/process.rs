@@ -160,7 +160,8 @@ pub struct Agent {
 impl Agent {
     pub fn start(config: &Path) -> Result<Self> {
         let mut cmd = Command::new(bin_path("outpost-agent"));
-        cmd.arg("--config").arg(config).env("RUST_LOG", "info");
+        // As the systemd unit in modules/agent.nix runs it.
+        cmd.arg("--config").arg(config).env("RUST_LOG", "info").env("MALLOC_ARENA_MAX", "2");
         let log = config.with_file_name("agent.log");
         let (daemon, _) = Daemon::spawn("outpost-agent", cmd, "ready", &log)?;
         Ok(Self { daemon, config: config.to_owned() })
