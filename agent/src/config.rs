@@ -11,6 +11,9 @@ use hyper::Uri;
 use outpost_proto::{Priority, StreamName};
 use serde::Deserialize;
 
+mod update;
+pub use update::{UpdateConfig, UpdateSource, DEFAULT_AUTOBOOT, DEFAULT_FW_ENV_CONFIG};
+
 pub const DEFAULT_SOCKET: &str = "/run/outpost/agent.sock";
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/outpost";
 const DEFAULT_SOCKET_MODE: u32 = 0o660;
@@ -41,6 +44,8 @@ pub struct Config {
     pub hub: Option<HubConfig>,
     pub uploader: UploaderConfig,
     pub log: LogConfig,
+    /// `[update]`; `None`: the update endpoints answer "updates are not configured".
+    pub update: Option<UpdateConfig>,
 }
 
 #[derive(Debug, Clone)]
@@ -131,6 +136,7 @@ struct RawConfig {
     uploader: RawUploader,
     #[serde(default)]
     log: RawLog,
+    update: Option<update::RawUpdate>,
 }
 
 #[derive(Deserialize, Default)]
@@ -330,6 +336,11 @@ impl Config {
             return Err(invalid(format!("log.level {:?}: {e}", log.level)));
         }
 
+        let update = match raw.update {
+            None => None,
+            Some(u) => Some(update::resolve(u, &resolve, &state_dir).map_err(invalid)?),
+        };
+
         Ok(Config {
             path: path.to_owned(),
             device_id: raw.device_id,
@@ -349,6 +360,7 @@ impl Config {
             hub,
             uploader,
             log,
+            update,
         })
     }
 }

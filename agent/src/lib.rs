@@ -11,6 +11,7 @@ pub mod logging;
 pub mod metrics;
 pub mod shutdown;
 pub mod systemd;
+pub mod update;
 pub mod uploader;
 pub mod views;
 

@@ -6,6 +6,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::uploader::status::UploaderState;
 
+mod update;
+pub use update::{
+    InstallRequest, InstallState, InstallView, MarkRequest, MarkView, SlotStatusView, SlotView,
+    SlotsView, WrittenSlot,
+};
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StatusView {
     pub version: String,

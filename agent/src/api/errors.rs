@@ -24,10 +24,14 @@ pub enum Reason {
     Storage,
     NotFound,
     MethodNotAllowed,
+    InvalidRequest,
+    UpdatesNotConfigured,
+    InstallBusy,
+    UpdateFailed,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 14] = [
+    pub const ALL: [Reason; 18] = [
         Reason::BodyTooLarge,
         Reason::InvalidJson,
         Reason::InvalidStream,
@@ -42,6 +46,10 @@ impl Reason {
         Reason::Storage,
         Reason::NotFound,
         Reason::MethodNotAllowed,
+        Reason::InvalidRequest,
+        Reason::UpdatesNotConfigured,
+        Reason::InstallBusy,
+        Reason::UpdateFailed,
     ];
 
     pub fn label(self) -> &'static str {
@@ -60,6 +68,10 @@ impl Reason {
             Reason::Storage => "storage_error",
             Reason::NotFound => "not_found",
             Reason::MethodNotAllowed => "method_not_allowed",
+            Reason::InvalidRequest => "invalid_request",
+            Reason::UpdatesNotConfigured => "updates_not_configured",
+            Reason::InstallBusy => "install_busy",
+            Reason::UpdateFailed => "update_failed",
         }
     }
 
@@ -97,7 +109,7 @@ impl ApiError {
     }
 
     pub fn not_found() -> Self {
-        Self::new(StatusCode::NOT_FOUND, Reason::NotFound, "no such endpoint (see GET /v1/status, GET /v1/outbox, GET /metrics, POST /v1/outbox/{stream})")
+        Self::new(StatusCode::NOT_FOUND, Reason::NotFound, "no such endpoint (see GET /v1/status, GET /v1/outbox, GET /metrics, POST /v1/outbox/{stream}, GET|POST /v1/install, GET /v1/slots, POST /v1/slots/mark)")
     }
 
     pub fn method_not_allowed(allowed: &str) -> Self {

@@ -8,6 +8,7 @@ pub mod response;
 pub mod routes;
 pub mod server;
 pub mod state;
+pub mod update;
 
 #[cfg(test)]
 mod tests;

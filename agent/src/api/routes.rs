@@ -9,7 +9,7 @@ use hyper::{Method, Request};
 use super::errors::ApiError;
 use super::response::Resp;
 use super::state::AppState;
-use super::{info, publish};
+use super::{info, publish, update};
 
 pub async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Result<Resp, Infallible> {
     let result = route(&state, req).await;
@@ -24,8 +24,9 @@ pub async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Result<Resp
 }
 
 async fn route(state: &AppState, req: Request<Incoming>) -> Result<Resp, ApiError> {
-    let path = req.uri().path();
-    let method = req.method();
+    // Owned: some handlers take the request (and its body) by value.
+    let path = req.uri().path().to_owned();
+    let method = &req.method().clone();
     if path.starts_with(publish::PREFIX) {
         return match *method {
             Method::POST => publish::publish(state, req).await,
@@ -33,11 +34,19 @@ async fn route(state: &AppState, req: Request<Incoming>) -> Result<Resp, ApiErro
         };
     }
     let get = |m: &Method| *m == Method::GET || *m == Method::HEAD;
-    match path {
+    match path.as_str() {
         "/v1/status" if get(method) => info::status(state).await,
         "/v1/outbox" if get(method) => info::outbox(state).await,
         "/metrics" if get(method) => info::metrics(state).await,
-        "/v1/status" | "/v1/outbox" | "/metrics" => Err(ApiError::method_not_allowed("GET")),
+        "/v1/install" if get(method) => update::install_status(state).await,
+        "/v1/install" if *method == Method::POST => update::start_install(state, req).await,
+        "/v1/slots" if get(method) => update::slots(state).await,
+        "/v1/slots/mark" if *method == Method::POST => update::mark(state, req).await,
+        "/v1/status" | "/v1/outbox" | "/metrics" | "/v1/slots" => {
+            Err(ApiError::method_not_allowed("GET"))
+        }
+        "/v1/install" => Err(ApiError::method_not_allowed("GET, POST")),
+        "/v1/slots/mark" => Err(ApiError::method_not_allowed("POST")),
         _ => Err(ApiError::not_found()),
     }
 }

@@ -6,7 +6,8 @@ use std::time::Instant;
 use outpost_outbox::Outbox;
 
 use super::errors::RejectCounters;
-use crate::config::Config;
+use crate::config::{Config, UpdateConfig};
+use crate::update::InstallTracker;
 use crate::uploader::status::UploaderStatus;
 
 pub struct AppState {
@@ -15,16 +16,21 @@ pub struct AppState {
     pub started: Instant,
     pub rejected: RejectCounters,
     pub uploader: Arc<UploaderStatus>,
+    /// `[update]`, shared with install tasks; `None` when updates are not configured.
+    pub update: Option<Arc<UpdateConfig>>,
+    pub install: Arc<InstallTracker>,
 }
 
 impl AppState {
     pub fn new(outbox: Outbox, config: Arc<Config>, uploader: Arc<UploaderStatus>) -> Self {
         Self {
             outbox,
-            config,
             started: Instant::now(),
             rejected: RejectCounters::default(),
             uploader,
+            update: config.update.clone().map(Arc::new),
+            install: Arc::new(InstallTracker::default()),
+            config,
         }
     }
 }

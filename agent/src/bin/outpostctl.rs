@@ -1,6 +1,6 @@
-//! `outpostctl`: publish records to and inspect the local outpost-agent.
+//! `outpostctl`: publish records to and inspect the local outpost-agent, and drive updates.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -19,7 +19,13 @@ fn main() -> ExitCode {
             return ExitCode::from(ctl::EXIT_UNREACHABLE);
         }
     };
-    let outcome = runtime.block_on(ctl::run(cli, &mut std::io::stdin()));
+    let tty = std::io::stdout().is_terminal();
+    let mut live = |text: &str| {
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(text.as_bytes());
+        let _ = out.flush();
+    };
+    let outcome = runtime.block_on(ctl::run_live(cli, &mut std::io::stdin(), tty, &mut live));
     // A closed stdout/stderr (e.g. `| head`) must not turn success into a panic.
     let _ = std::io::stdout().write_all(outcome.stdout.as_bytes());
     let _ = std::io::stderr().write_all(outcome.stderr.as_bytes());

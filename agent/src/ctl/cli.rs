@@ -9,8 +9,9 @@ pub const DEFAULT_SOCKET: &str = crate::config::DEFAULT_SOCKET;
 const AFTER_HELP: &str = "\
 EXIT STATUS:
   0  success
-  1  the agent refused the request (its message is printed on stderr)
-  2  usage error (bad arguments, unreadable --config file or stdin)
+  1  the agent refused the request or the install failed (its message is printed on
+     stderr); info: the bundle did not verify
+  2  usage error (bad arguments, unreadable --config file, keyring or stdin)
   3  the agent is unreachable (socket missing, permission denied, connection failed)
 
 EXAMPLES:
@@ -18,14 +19,20 @@ EXAMPLES:
   echo '{\"door\":\"open\"}' | outpostctl publish alarms --priority critical -
   outpostctl publish orders --key order-42 '{\"total\": 9.90}'
   outpostctl status
-  outpostctl --config /etc/outpost/agent.toml outbox --json";
+  outpostctl --config /etc/outpost/agent.toml outbox --json
+  outpostctl info --keyring /etc/outpost/bundle-ca.pem update-2026.11.raucb
+  outpostctl install /data/update-2026.11.raucb
+  outpostctl slots
+  outpostctl mark good booted";
 
 /// Control and inspect the local outpost-agent.
 ///
 /// outpostctl talks to the agent's local HTTP API over its unix socket: it publishes JSON
-/// records into the agent's durable outbox and shows the agent's status and per-stream
-/// outbox statistics. The socket is /run/outpost/agent.sock unless --socket names another or
-/// --config names the agent's configuration file, whose [api] socket is then used.
+/// records into the agent's durable outbox, shows the agent's status and per-stream outbox
+/// statistics, and drives A/B updates (install a RAUC bundle, show and mark slots, like
+/// `rauc install` and `rauc status`). `info` alone works offline, without the agent. The
+/// socket is /run/outpost/agent.sock unless --socket names another or --config names the
+/// agent's configuration file, whose [api] socket is then used.
 #[derive(Debug, Parser)]
 #[command(name = "outpostctl", version, after_help = AFTER_HELP)]
 pub struct Cli {
@@ -59,6 +66,97 @@ pub enum Command {
 
     /// Show per-stream outbox statistics and the uploader's last upload and last error.
     Outbox(OutputArgs),
+
+    /// Verify a RAUC bundle and show what it contains (offline: the agent is not asked).
+    ///
+    /// Checks the bundle's signature against a keyring and its payload (whole-payload digest
+    /// for plain bundles, dm-verity hash tree for verity bundles), then prints compatible,
+    /// version, build, format, each image with its size and sha256, the signer and the
+    /// verification result. The keyring is --keyring PEM, or the [update] section of the
+    /// agent configuration named by --config (keyring and check purpose). Exit status 1 if
+    /// the bundle does not verify. Encrypted (crypt) bundles are not supported.
+    #[command(
+        after_help = "EXAMPLES:\n  outpostctl info --keyring /etc/outpost/bundle-ca.pem update.raucb\n  outpostctl --config /etc/outpost/agent.toml info --json update.raucb\n  outpostctl info --keyring ca.pem --check-purpose codesign update.raucb"
+    )]
+    Info(InfoArgs),
+
+    /// Install a RAUC bundle into the inactive slots, through the agent.
+    ///
+    /// The agent verifies the bundle, marks the target slot bad, writes every image
+    /// (size- and sha256-checked, fsynced), records it in central.raucs and makes the slot
+    /// primary: the next boot starts the new system. Progress (percent and step) is shown
+    /// while it runs: one updating line on a terminal, one line per step otherwise. Exits 0
+    /// only when the install succeeded; 1 if it was refused or failed (the agent's message is
+    /// printed). The bundle path is made absolute here and must be readable by the agent.
+    #[command(
+        after_help = "EXAMPLES:\n  outpostctl install /data/update-2026.11.raucb\n  outpostctl install --json update.raucb | jq .state"
+    )]
+    Install(InstallArgs),
+
+    /// Show the A/B slots, like `rauc status`: booted and primary slot, each slot's device,
+    /// type, bootname, state (booted, active, inactive), boot status (good, bad) and what
+    /// was installed into it.
+    #[command(
+        after_help = "EXAMPLES:\n  outpostctl slots\n  outpostctl slots --json | jq -r .primary"
+    )]
+    Slots(OutputArgs),
+
+    /// Mark a slot good, bad or active, like `rauc status mark-good|mark-bad|mark-active`.
+    ///
+    /// good: the bootloader may boot the slot (commit after a successful trial boot).
+    /// bad: the bootloader must not boot it. active: boot it next (with fresh attempts).
+    /// SLOT is booted (default), other (the other slot of the booted slot's class) or a slot
+    /// name such as rootfs.1.
+    #[command(
+        after_help = "EXAMPLES:\n  outpostctl mark good            # commit the running system\n  outpostctl mark active other    # boot the other slot next\n  outpostctl mark bad rootfs.1"
+    )]
+    Mark(MarkArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InfoArgs {
+    /// PEM file with the CA certificate(s) trusted to sign bundles. Not with --config.
+    #[arg(long, value_name = "PEM")]
+    pub keyring: Option<PathBuf>,
+
+    /// Certificate purpose the signer must fit: smimesign (RAUC's default), codesign or any.
+    /// Defaults to the configuration's check purpose with --config, else smimesign.
+    #[arg(long, value_name = "PURPOSE")]
+    pub check_purpose: Option<String>,
+
+    /// Print the verified summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+
+    /// The bundle file (.raucb).
+    #[arg(value_name = "BUNDLE")]
+    pub bundle: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct InstallArgs {
+    /// Print the final result as the agent's JSON document (no progress lines).
+    #[arg(long)]
+    pub json: bool,
+
+    /// The bundle file (.raucb).
+    #[arg(value_name = "BUNDLE")]
+    pub bundle: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct MarkArgs {
+    /// good, bad or active.
+    #[arg(value_name = "STATE", value_parser = ["good", "bad", "active"])]
+    pub state: String,
+
+    /// booted, other or a slot name (<class>.<index>).
+    #[arg(value_name = "SLOT", default_value = "booted")]
+    pub slot: String,
+
+    /// Print the agent's JSON answer.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

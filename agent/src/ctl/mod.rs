@@ -3,9 +3,13 @@
 pub mod cli;
 pub mod client;
 pub mod format;
+pub mod update;
+pub mod update_format;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod update_tests;
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -33,14 +37,14 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    fn ok(stdout: String) -> Self {
+    pub(crate) fn ok(stdout: String) -> Self {
         Self {
             code: EXIT_OK,
             stdout,
             stderr: String::new(),
         }
     }
-    fn fail(code: u8, message: impl std::fmt::Display) -> Self {
+    pub(crate) fn fail(code: u8, message: impl std::fmt::Display) -> Self {
         Self {
             code,
             stdout: String::new(),
@@ -61,8 +65,24 @@ pub fn socket_path(cli: &Cli) -> Result<PathBuf, String> {
         .unwrap_or_else(|| PathBuf::from(cli::DEFAULT_SOCKET)))
 }
 
-/// Runs one command. `stdin` is read only for `publish ... -`.
+/// Runs one command. `stdin` is read only for `publish ... -`. Progress of `install` is
+/// dropped; see [`run_live`].
 pub async fn run(cli: Cli, stdin: &mut dyn Read) -> Outcome {
+    run_live(cli, stdin, false, &mut |_| {}).await
+}
+
+/// [`run`], with `install`'s progress handed to `live` as it happens (`tty`: one updating
+/// line instead of one line per step).
+pub async fn run_live(
+    cli: Cli,
+    stdin: &mut dyn Read,
+    tty: bool,
+    live: &mut dyn FnMut(&str),
+) -> Outcome {
+    // Offline: needs neither the agent nor its socket.
+    if let Command::Info(args) = &cli.command {
+        return update::info(cli.config.as_deref(), args);
+    }
     let socket = match socket_path(&cli) {
         Ok(s) => s,
         Err(e) => return Outcome::fail(EXIT_USAGE, e),
@@ -123,10 +143,14 @@ pub async fn run(cli: Cli, stdin: &mut dyn Read) -> Outcome {
             })
             .await
         }
+        Command::Info(_) => Outcome::fail(EXIT_USAGE, "internal: info is handled above"),
+        Command::Install(args) => update::install(&socket, &args, tty, live).await,
+        Command::Slots(out) => update::slots(&socket, out.json).await,
+        Command::Mark(args) => update::mark(&socket, &args).await,
     }
 }
 
-async fn get(
+pub(crate) async fn get(
     socket: &std::path::Path,
     path: &str,
     json: bool,
@@ -151,7 +175,7 @@ async fn get(
     }
 }
 
-fn text_line(body: &[u8]) -> String {
+pub(crate) fn text_line(body: &[u8]) -> String {
     let mut s = String::from_utf8_lossy(body).into_owned();
     if !s.ends_with('\n') {
         s.push('\n');
@@ -159,7 +183,7 @@ fn text_line(body: &[u8]) -> String {
     s
 }
 
-fn refused(resp: &CtlResponse) -> Outcome {
+pub(crate) fn refused(resp: &CtlResponse) -> Outcome {
     let message = match serde_json::from_slice::<ErrorBody>(&resp.body) {
         Ok(b) => b.error,
         Err(_) => String::from_utf8_lossy(&resp.body).trim().to_owned(),
@@ -167,7 +191,7 @@ fn refused(resp: &CtlResponse) -> Outcome {
     Outcome::fail(EXIT_REFUSED, format!("{message} (HTTP {})", resp.status))
 }
 
-fn request_failed(e: CtlError) -> Outcome {
+pub(crate) fn request_failed(e: CtlError) -> Outcome {
     match e {
         CtlError::Request(_) => Outcome::fail(EXIT_USAGE, e),
         _ => Outcome::fail(EXIT_UNREACHABLE, e),

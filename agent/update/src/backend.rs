@@ -14,6 +14,10 @@ use crate::system_conf::{BootloaderKind, SystemConfig};
 pub enum BackendError {
     #[error("bootloader '{0}' is not supported by this agent")]
     Unsupported(&'static str),
+    #[error(
+        "bootloader rpi-tryboot needs each slot's boot partition; open it with RpiTrybootBackend"
+    )]
+    NeedsPartitions,
     #[error("bootloader=custom needs [handlers] bootloader-custom-backend")]
     NoCustomBackend,
     #[error("reading {path}: {source}")]
@@ -66,5 +70,7 @@ pub fn open_bootloader(
         BootloaderKind::Barebox => return Err(BackendError::Unsupported("barebox")),
         BootloaderKind::Efi => return Err(BackendError::Unsupported("efi")),
         BootloaderKind::Noop => return Err(BackendError::Unsupported("noop")),
+        // Needs each slot's boot partition, which system.conf cannot express.
+        BootloaderKind::RpiTryboot => return Err(BackendError::NeedsPartitions),
     })
 }

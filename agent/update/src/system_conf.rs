@@ -23,6 +23,10 @@ pub enum BootloaderKind {
     Efi,
     Custom,
     Noop,
+    /// Raspberry Pi firmware `autoboot.txt` (`tryboot_a_b`). Not a RAUC bootloader, so never
+    /// parsed from `system.conf`: the agent's native `[update]` configuration sets it, together
+    /// with each slot's boot partition, and opens the backend itself.
+    RpiTryboot,
 }
 
 impl BootloaderKind {

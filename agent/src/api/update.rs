@@ -1,0 +1,160 @@
+//! Update endpoints: `POST /v1/install` (start, 202; 409 while one runs), `GET /v1/install`
+//! (progress or last result), `GET /v1/slots` (like `rauc status`), `POST /v1/slots/mark`.
+//!
+//! The work is synchronous file and device I/O and runs on the blocking pool; an install runs
+//! detached from the request, so the client polls `GET /v1/install`.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper::{Request, StatusCode};
+use outpost_update::mark::MarkError;
+
+use super::errors::{ApiError, Reason};
+use super::response::{json, Resp};
+use super::state::AppState;
+use crate::config::UpdateConfig;
+use crate::update::{self, UpdateError};
+use crate::views::{InstallRequest, MarkRequest};
+
+fn configured(state: &AppState) -> Result<Arc<UpdateConfig>, ApiError> {
+    state.update.clone().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            Reason::UpdatesNotConfigured,
+            UpdateError::NotConfigured.to_string(),
+        )
+    })
+}
+
+async fn read_json<T: serde::de::DeserializeOwned>(
+    state: &AppState,
+    req: Request<Incoming>,
+) -> Result<T, ApiError> {
+    let limit = state.config.api.max_body_bytes;
+    let body: Bytes = match Limited::new(req.into_body(), limit).collect().await {
+        Ok(c) => c.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            return Err(ApiError::too_large(limit))
+        }
+        Err(e) => {
+            return Err(ApiError::bad_request(
+                Reason::BodyRead,
+                format!("cannot read request body: {e}"),
+            ))
+        }
+    };
+    serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_request(Reason::InvalidJson, format!("invalid request body: {e}"))
+    })
+}
+
+fn busy() -> ApiError {
+    ApiError::new(
+        StatusCode::CONFLICT,
+        Reason::InstallBusy,
+        "an installation is already running (see GET /v1/install)",
+    )
+}
+
+pub async fn start_install(state: &AppState, req: Request<Incoming>) -> Result<Resp, ApiError> {
+    let cfg = configured(state)?;
+    let body: InstallRequest = read_json(state, req).await?;
+    let path = std::path::PathBuf::from(&body.bundle);
+    if !path.is_absolute() {
+        return Err(ApiError::bad_request(
+            Reason::InvalidRequest,
+            format!(
+                "bundle {:?} must be an absolute path on the device",
+                body.bundle
+            ),
+        ));
+    }
+    // A stat only (not is_file): the bundle may come through a pipe or a device node.
+    if let Err(e) = tokio::fs::metadata(&path).await {
+        return Err(ApiError::bad_request(
+            Reason::InvalidRequest,
+            format!("bundle {}: {e}", path.display()),
+        ));
+    }
+    let view = state.install.try_begin(&body.bundle).ok_or_else(busy)?;
+    tracing::info!(bundle = %path.display(), "install started");
+    let tracker = state.install.clone();
+    // Detached: the install outlives this request. A daemon shutdown waits for it (the
+    // runtime joins blocking tasks), so it is never cut between "written" and "activated".
+    drop(tokio::task::spawn_blocking(move || {
+        let result = update::install::run(&cfg, &path, &tracker);
+        match &result {
+            Ok(r) => {
+                tracing::info!(written = ?r.written, activated = ?r.activated, "install succeeded")
+            }
+            Err(e) => tracing::warn!(error = %e, "install failed"),
+        }
+        tracker.finish(&result);
+    }));
+    Ok(json(StatusCode::ACCEPTED, &view))
+}
+
+pub async fn install_status(state: &AppState) -> Result<Resp, ApiError> {
+    configured(state)?;
+    Ok(json(StatusCode::OK, &state.install.snapshot()))
+}
+
+pub async fn slots(state: &AppState) -> Result<Resp, ApiError> {
+    let cfg = configured(state)?;
+    let view = tokio::task::spawn_blocking(move || update::slots::view(&cfg))
+        .await
+        .map_err(task_failed)?
+        .map_err(update_error)?;
+    Ok(json(StatusCode::OK, &view))
+}
+
+pub async fn mark(state: &AppState, req: Request<Incoming>) -> Result<Resp, ApiError> {
+    let cfg = configured(state)?;
+    let body: MarkRequest = read_json(state, req).await?;
+    // An install holds the bootloader for minutes: refuse rather than queue behind it.
+    if state.install.is_running() {
+        return Err(busy());
+    }
+    let tracker = state.install.clone();
+    let view = tokio::task::spawn_blocking(move || {
+        update::slots::mark(&cfg, &tracker, &body.state, &body.slot)
+    })
+    .await
+    .map_err(task_failed)?
+    .map_err(update_error)?;
+    Ok(json(StatusCode::OK, &view))
+}
+
+fn task_failed(e: tokio::task::JoinError) -> ApiError {
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        Reason::UpdateFailed,
+        format!("internal task failed: {e}"),
+    )
+}
+
+/// Caller mistakes (unknown slot, state) are 400; bootloader or file failures are 500.
+fn update_error(e: UpdateError) -> ApiError {
+    let caller = matches!(
+        &e,
+        UpdateError::Mark(
+            MarkError::UnknownState(_)
+                | MarkError::BadIdentifier(_)
+                | MarkError::NoSuchSlot { .. }
+                | MarkError::NoOtherSlot
+                | MarkError::NoBootname(_)
+        )
+    );
+    if caller {
+        ApiError::bad_request(Reason::InvalidRequest, e.to_string())
+    } else {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Reason::UpdateFailed,
+            e.to_string(),
+        )
+    }
+}
