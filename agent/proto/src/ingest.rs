@@ -85,14 +85,18 @@ mod tests {
         assert_eq!(payload_bytes(b""), b"");
         // What the hub sees after a JSON round trip of the batch is exactly these bytes.
         let stored = payload_bytes(b"{\"x\":[1, 2]}\n");
-        let batch = format!(r#"{{"records":[{{"id":"a","stream":"s","created_at":1,"sha256":"","payload":{}}}]}}"#, std::str::from_utf8(stored).unwrap());
+        let batch = format!(
+            r#"{{"records":[{{"id":"a","stream":"s","created_at":1,"sha256":"","payload":{}}}]}}"#,
+            std::str::from_utf8(stored).unwrap()
+        );
         let parsed: IngestBatch = serde_json::from_str(&batch).unwrap();
         assert_eq!(parsed.records[0].payload.get().as_bytes(), stored);
     }
 
     #[test]
     fn invalid_stream_is_rejected_by_serde() {
-        let text = r#"{"records":[{"id":"a","stream":"BAD","created_at":1,"sha256":"x","payload":1}]}"#;
+        let text =
+            r#"{"records":[{"id":"a","stream":"BAD","created_at":1,"sha256":"x","payload":1}]}"#;
         assert!(serde_json::from_str::<IngestBatch>(text).is_err());
     }
 }

@@ -41,28 +41,55 @@ pub enum LegacyError {
 }
 
 /// Parses and verifies one reference-agent body. `header_checksum` is `X-Payload-Checksum`, if sent.
-pub fn parse_and_verify(body: &[u8], header_checksum: Option<&str>) -> Result<LegacyPayload, LegacyError> {
-    let value: Value = serde_json::from_slice(body).map_err(|e| LegacyError::InvalidJson(e.to_string()))?;
+pub fn parse_and_verify(
+    body: &[u8],
+    header_checksum: Option<&str>,
+) -> Result<LegacyPayload, LegacyError> {
+    let value: Value =
+        serde_json::from_slice(body).map_err(|e| LegacyError::InvalidJson(e.to_string()))?;
     let obj = value.as_object().ok_or(LegacyError::NotAnObject)?;
-    let id = obj.get("id").and_then(Value::as_str).ok_or(LegacyError::Field("id"))?;
+    let id = obj
+        .get("id")
+        .and_then(Value::as_str)
+        .ok_or(LegacyError::Field("id"))?;
     crate::RecordId::parse(id).map_err(|_| LegacyError::BadId(id.chars().take(80).collect()))?;
     let timestamp = obj
         .get("timestamp")
-        .and_then(|t| t.as_i64().or_else(|| t.as_f64().filter(|f| f.is_finite()).map(|f| f as i64)))
+        .and_then(|t| {
+            t.as_i64()
+                .or_else(|| t.as_f64().filter(|f| f.is_finite()).map(|f| f as i64))
+        })
         .ok_or(LegacyError::Field("timestamp"))?;
-    let sensor_data = obj.get("sensorData").filter(|v| v.is_object()).ok_or(LegacyError::Field("sensorData"))?;
-    let claimed = obj.get("checksum").and_then(Value::as_str).ok_or(LegacyError::Field("checksum"))?;
+    let sensor_data = obj
+        .get("sensorData")
+        .filter(|v| v.is_object())
+        .ok_or(LegacyError::Field("sensorData"))?;
+    let claimed = obj
+        .get("checksum")
+        .and_then(Value::as_str)
+        .ok_or(LegacyError::Field("checksum"))?;
     if let Some(header) = header_checksum {
         if !header.trim().eq_ignore_ascii_case(claimed) {
-            return Err(LegacyError::HeaderMismatch { header: short(header), body: short(claimed) });
+            return Err(LegacyError::HeaderMismatch {
+                header: short(header),
+                body: short(claimed),
+            });
         }
     }
     let sensor_data_json = js_stringify(sensor_data);
     let computed = checksum::sha256_hex(sensor_data_json.as_bytes());
     if !computed.eq_ignore_ascii_case(claimed) {
-        return Err(LegacyError::ChecksumMismatch { claimed: short(claimed), computed });
+        return Err(LegacyError::ChecksumMismatch {
+            claimed: short(claimed),
+            computed,
+        });
     }
-    Ok(LegacyPayload { id: id.to_owned(), timestamp, sensor_data_json, checksum: computed })
+    Ok(LegacyPayload {
+        id: id.to_owned(),
+        timestamp,
+        sensor_data_json,
+        checksum: computed,
+    })
 }
 
 fn short(s: &str) -> String {
@@ -160,15 +187,19 @@ mod tests {
 
     #[test]
     fn key_order_is_kept_and_strings_escaped() {
-        assert_eq!(stringify(r#"{"temp": 22.4, "humidity": 45, "a": "x\"\\\n\u0001é"}"#),
-            "{\"temp\":22.4,\"humidity\":45,\"a\":\"x\\\"\\\\\\n\\u0001é\"}");
+        assert_eq!(
+            stringify(r#"{"temp": 22.4, "humidity": 45, "a": "x\"\\\n\u0001é"}"#),
+            "{\"temp\":22.4,\"humidity\":45,\"a\":\"x\\\"\\\\\\n\\u0001é\"}"
+        );
     }
 
     #[test]
     fn reference_agent_body_verifies() {
         let sensor = r#"{"temp":22.4,"humidity":45}"#;
         let sum = checksum::sha256_hex(sensor.as_bytes());
-        let body = format!(r#"{{"id":"6f1c7a52-3c1b-4b53-9a43-d7f1b1a0c001","timestamp":1795323287123,"sensorData":{{"temp": 22.4, "humidity": 45}},"checksum":"{sum}"}}"#);
+        let body = format!(
+            r#"{{"id":"6f1c7a52-3c1b-4b53-9a43-d7f1b1a0c001","timestamp":1795323287123,"sensorData":{{"temp": 22.4, "humidity": 45}},"checksum":"{sum}"}}"#
+        );
         let p = parse_and_verify(body.as_bytes(), Some(&sum)).unwrap();
         assert_eq!(p.sensor_data_json, sensor);
         assert_eq!(p.timestamp, 1_795_323_287_123);
@@ -178,8 +209,13 @@ mod tests {
     #[test]
     fn wrong_checksum_and_sorted_keys_are_refused() {
         let sorted = checksum::sha256_hex(br#"{"humidity":45,"temp":22.4}"#);
-        let body = format!(r#"{{"id":"x1","timestamp":1,"sensorData":{{"temp":22.4,"humidity":45}},"checksum":"{sorted}"}}"#);
-        assert!(matches!(parse_and_verify(body.as_bytes(), None), Err(LegacyError::ChecksumMismatch { .. })));
+        let body = format!(
+            r#"{{"id":"x1","timestamp":1,"sensorData":{{"temp":22.4,"humidity":45}},"checksum":"{sorted}"}}"#
+        );
+        assert!(matches!(
+            parse_and_verify(body.as_bytes(), None),
+            Err(LegacyError::ChecksumMismatch { .. })
+        ));
     }
 
     #[test]
@@ -187,12 +223,22 @@ mod tests {
         let sum = checksum::sha256_hex(b"{}");
         let body = format!(r#"{{"id":"x1","timestamp":1,"sensorData":{{}},"checksum":"{sum}"}}"#);
         assert!(parse_and_verify(body.as_bytes(), Some(&sum)).is_ok());
-        assert!(matches!(parse_and_verify(body.as_bytes(), Some("00")), Err(LegacyError::HeaderMismatch { .. })));
+        assert!(matches!(
+            parse_and_verify(body.as_bytes(), Some("00")),
+            Err(LegacyError::HeaderMismatch { .. })
+        ));
     }
 
     #[test]
     fn malformed_bodies_are_errors_not_panics() {
-        for b in ["", "[]", "{}", r#"{"id":1}"#, r#"{"id":"a","timestamp":"x"}"#, r#"{"id":"a b","timestamp":1,"sensorData":{},"checksum":""}"#] {
+        for b in [
+            "",
+            "[]",
+            "{}",
+            r#"{"id":1}"#,
+            r#"{"id":"a","timestamp":"x"}"#,
+            r#"{"id":"a b","timestamp":1,"sensorData":{},"checksum":""}"#,
+        ] {
             assert!(parse_and_verify(b.as_bytes(), None).is_err(), "{b}");
         }
     }

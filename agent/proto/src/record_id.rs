@@ -21,7 +21,10 @@ pub struct RecordIdError {
 
 impl RecordId {
     pub fn parse(id: &str) -> Result<Self, RecordIdError> {
-        let err = |why| RecordIdError { id: id.chars().take(80).collect(), why };
+        let err = |why| RecordIdError {
+            id: id.chars().take(80).collect(),
+            why,
+        };
         if id.is_empty() {
             return Err(err("empty"));
         }

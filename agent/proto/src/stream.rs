@@ -22,7 +22,10 @@ pub struct StreamNameError {
 
 impl StreamName {
     pub fn parse(name: &str) -> Result<Self, StreamNameError> {
-        let err = |why| StreamNameError { name: name.chars().take(80).collect(), why };
+        let err = |why| StreamNameError {
+            name: name.chars().take(80).collect(),
+            why,
+        };
         let bytes = name.as_bytes();
         let Some(first) = bytes.first() else {
             return Err(err("empty"));
@@ -33,7 +36,9 @@ impl StreamName {
         if !(first.is_ascii_lowercase() || first.is_ascii_digit()) {
             return Err(err("must start with a-z or 0-9"));
         }
-        let ok = |b: &u8| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-');
+        let ok = |b: &u8| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')
+        };
         if !bytes.iter().all(ok) {
             return Err(err("only a-z, 0-9, '.', '_' and '-' are allowed"));
         }
@@ -84,7 +89,18 @@ mod tests {
 
     #[test]
     fn rejects_invalid_names() {
-        for n in ["", "-a", ".a", "_a", "A", "tEmp", "a b", "a/b", "ä", &"a".repeat(65)] {
+        for n in [
+            "",
+            "-a",
+            ".a",
+            "_a",
+            "A",
+            "tEmp",
+            "a b",
+            "a/b",
+            "ä",
+            &"a".repeat(65),
+        ] {
             assert!(StreamName::parse(n).is_err(), "{n:?}");
         }
     }

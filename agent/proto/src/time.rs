@@ -15,7 +15,10 @@ mod tests {
     #[test]
     fn formats() {
         assert_eq!(rfc3339_millis(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(rfc3339_millis(1_795_323_287_123), "2026-11-22T04:54:47.123Z");
+        assert_eq!(
+            rfc3339_millis(1_795_323_287_123),
+            "2026-11-22T04:54:47.123Z"
+        );
         assert_eq!(rfc3339_millis(-5), "1970-01-01T00:00:00.000Z");
     }
 }

@@ -32,7 +32,10 @@ impl Fleet {
             .arg(&dir)
             .output()?;
         if !out.status.success() {
-            bail!("outpost-hub init failed: {}", String::from_utf8_lossy(&out.stderr));
+            bail!(
+                "outpost-hub init failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
         Ok(Self { _tmp: tmp, dir })
     }
@@ -44,7 +47,11 @@ impl Fleet {
     pub fn device(&self, i: usize) -> DeviceDir {
         let name = format!("device-{i:03}");
         let dir = self.dir.join("devices").join(&name);
-        DeviceDir { config: dir.join("agent.toml"), name, dir }
+        DeviceDir {
+            config: dir.join("agent.toml"),
+            name,
+            dir,
+        }
     }
 
     /// Appends TOML to hub.toml (e.g. a `[legacy_device_keys]` table).
@@ -55,7 +62,10 @@ impl Fleet {
     /// `outpost-hub records --json`, filtered.
     pub fn hub_records(&self, device: Option<&str>, stream: Option<&str>) -> Result<Vec<Value>> {
         let mut cmd = Command::new(bin_path("outpost-hub"));
-        cmd.arg("records").arg("--config").arg(self.hub_config()).arg("--json");
+        cmd.arg("records")
+            .arg("--config")
+            .arg(self.hub_config())
+            .arg("--json");
         if let Some(d) = device {
             cmd.args(["--device", d]);
         }
@@ -64,7 +74,10 @@ impl Fleet {
         }
         let out = cmd.output()?;
         if !out.status.success() {
-            bail!("outpost-hub records failed: {}", String::from_utf8_lossy(&out.stderr));
+            bail!(
+                "outpost-hub records failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
         let v: Value = serde_json::from_slice(&out.stdout).context("records --json output")?;
         match v {
@@ -108,7 +121,11 @@ impl DeviceDir {
     pub fn ctl(&self, args: &[&str], stdin: Option<&[u8]>) -> Result<Output> {
         let mut cmd = Command::new(bin_path("outpostctl"));
         cmd.arg("--config").arg(&self.config).args(args);
-        cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+        cmd.stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        });
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = cmd.spawn()?;
         if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
@@ -123,9 +140,13 @@ impl DeviceDir {
         all.push("--json");
         let out = self.ctl(&all, None)?;
         if !out.status.success() {
-            bail!("outpostctl {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+            bail!(
+                "outpostctl {args:?} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
-        serde_json::from_slice(&out.stdout).with_context(|| format!("outpostctl {args:?} --json output"))
+        serde_json::from_slice(&out.stdout)
+            .with_context(|| format!("outpostctl {args:?} --json output"))
     }
 }
 

@@ -30,7 +30,9 @@ impl Metrics {
                 if metric != name {
                     return None;
                 }
-                let all = labels.iter().all(|(k, v)| label_text.split(',').any(|p| p == format!("{k}=\"{v}\"")));
+                let all = labels
+                    .iter()
+                    .all(|(k, v)| label_text.split(',').any(|p| p == format!("{k}=\"{v}\"")));
                 all.then(|| value.parse::<f64>().ok()).flatten()
             })
             .sum()

@@ -40,9 +40,19 @@ struct Daemon {
 }
 
 impl Daemon {
-    fn spawn(name: &'static str, mut cmd: Command, ready_marker: &str, log: &Path) -> Result<(Self, String)> {
-        let log_file = std::fs::OpenOptions::new().create(true).append(true).open(log)?;
-        cmd.stdout(Stdio::piped()).stderr(Stdio::from(log_file)).stdin(Stdio::null());
+    fn spawn(
+        name: &'static str,
+        mut cmd: Command,
+        ready_marker: &str,
+        log: &Path,
+    ) -> Result<(Self, String)> {
+        let log_file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)?;
+        cmd.stdout(Stdio::piped())
+            .stderr(Stdio::from(log_file))
+            .stdin(Stdio::null());
         let mut child = cmd.spawn().with_context(|| format!("spawning {name}"))?;
         let stdout = child.stdout.take().ok_or_else(|| anyhow!("no stdout"))?;
         let (tx, rx) = mpsc::channel();
@@ -131,7 +141,11 @@ impl Hub {
         let log = config.with_file_name("hub.log");
         let (daemon, line) = Daemon::spawn("outpost-hub", cmd, "listening on", &log)?;
         let url = line.rsplit(' ').next().unwrap_or_default().to_owned();
-        Ok(Self { daemon, config: config.to_owned(), url })
+        Ok(Self {
+            daemon,
+            config: config.to_owned(),
+            url,
+        })
     }
 
     pub fn pid(&self) -> i32 {
@@ -161,10 +175,16 @@ impl Agent {
     pub fn start(config: &Path) -> Result<Self> {
         let mut cmd = Command::new(bin_path("outpost-agent"));
         // As the systemd unit in modules/agent.nix runs it.
-        cmd.arg("--config").arg(config).env("RUST_LOG", "info").env("MALLOC_ARENA_MAX", "2");
+        cmd.arg("--config")
+            .arg(config)
+            .env("RUST_LOG", "info")
+            .env("MALLOC_ARENA_MAX", "2");
         let log = config.with_file_name("agent.log");
         let (daemon, _) = Daemon::spawn("outpost-agent", cmd, "ready", &log)?;
-        Ok(Self { daemon, config: config.to_owned() })
+        Ok(Self {
+            daemon,
+            config: config.to_owned(),
+        })
     }
 
     pub fn pid(&self) -> i32 {
@@ -203,7 +223,11 @@ pub fn rss_kib(pid: i32) -> Result<(u64, u64)> {
 }
 
 /// Polls `check` every 100 ms until it returns `Some`, or fails after `timeout`.
-pub fn wait_for<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> Result<Option<T>>) -> Result<T> {
+pub fn wait_for<T>(
+    timeout: Duration,
+    what: &str,
+    mut check: impl FnMut() -> Result<Option<T>>,
+) -> Result<T> {
     let deadline = Instant::now() + timeout;
     let mut last_err = None;
     loop {

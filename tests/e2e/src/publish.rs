@@ -16,8 +16,17 @@ pub struct Published {
 }
 
 /// Publishes one record; returns the API's status and, on 202, what was stored.
-pub fn publish(api: &mut UnixHttp, stream: &str, payload: &[u8], query: &str) -> Result<(u16, Option<Published>, Value)> {
-    let r = api.post(&format!("/v1/outbox/{stream}{query}"), &[("Content-Type", "application/json")], payload)?;
+pub fn publish(
+    api: &mut UnixHttp,
+    stream: &str,
+    payload: &[u8],
+    query: &str,
+) -> Result<(u16, Option<Published>, Value)> {
+    let r = api.post(
+        &format!("/v1/outbox/{stream}{query}"),
+        &[("Content-Type", "application/json")],
+        payload,
+    )?;
     let body = r.json()?;
     if r.status != 202 {
         return Ok((r.status, None, body));
@@ -36,7 +45,12 @@ pub fn publish(api: &mut UnixHttp, stream: &str, payload: &[u8], query: &str) ->
 
 /// Publishes `count` records over `threads` concurrent keep-alive connections (so the agent's
 /// group commit is exercised); every one must be acknowledged with 202.
-pub fn publish_many(socket: &Path, streams: &[&str], count: usize, threads: usize) -> Result<Vec<Published>> {
+pub fn publish_many(
+    socket: &Path,
+    streams: &[&str],
+    count: usize,
+    threads: usize,
+) -> Result<Vec<Published>> {
     let per = count.div_ceil(threads);
     let handles: Vec<_> = (0..threads)
         .map(|t| {
@@ -47,7 +61,10 @@ pub fn publish_many(socket: &Path, streams: &[&str], count: usize, threads: usiz
                 let mut out = Vec::new();
                 for i in (t * per)..((t + 1) * per).min(count) {
                     let stream = &streams[i % streams.len()];
-                    let payload = format!(r#"{{"n":{i},"thread":{t},"value":{},"note":"e2e"}}"#, i as f64 * 0.1);
+                    let payload = format!(
+                        r#"{{"n":{i},"thread":{t},"value":{},"note":"e2e"}}"#,
+                        i as f64 * 0.1
+                    );
                     let (status, p, body) = publish(&mut api, stream, payload.as_bytes(), "")?;
                     match p {
                         Some(p) => out.push(p),

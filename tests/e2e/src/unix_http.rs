@@ -22,19 +22,27 @@ pub struct Response {
 
 impl Response {
     pub fn json(&self) -> Result<serde_json::Value> {
-        serde_json::from_slice(&self.body)
-            .with_context(|| format!("response is not JSON: {}", String::from_utf8_lossy(&self.body)))
+        serde_json::from_slice(&self.body).with_context(|| {
+            format!(
+                "response is not JSON: {}",
+                String::from_utf8_lossy(&self.body)
+            )
+        })
     }
 }
 
 impl UnixHttp {
     pub fn new(path: &Path) -> Self {
-        Self { path: path.to_owned(), conn: None }
+        Self {
+            path: path.to_owned(),
+            conn: None,
+        }
     }
 
     fn conn(&mut self) -> Result<&mut BufReader<UnixStream>> {
         if self.conn.is_none() {
-            let s = UnixStream::connect(&self.path).with_context(|| format!("connect {}", self.path.display()))?;
+            let s = UnixStream::connect(&self.path)
+                .with_context(|| format!("connect {}", self.path.display()))?;
             s.set_read_timeout(Some(Duration::from_secs(30)))?;
             self.conn = Some(BufReader::new(s));
         }
@@ -50,7 +58,13 @@ impl UnixHttp {
     }
 
     /// Sends one request; on any I/O error the connection is dropped so the next call reconnects.
-    pub fn request(&mut self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Result<Response> {
+    pub fn request(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Result<Response> {
         let result = self.try_request(method, path, headers, body);
         if result.is_err() {
             self.conn = None;
@@ -58,9 +72,18 @@ impl UnixHttp {
         result
     }
 
-    fn try_request(&mut self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Result<Response> {
+    fn try_request(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Result<Response> {
         let conn = self.conn()?;
-        let mut head = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\n", body.len());
+        let mut head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\n",
+            body.len()
+        );
         for (k, v) in headers {
             head.push_str(&format!("{k}: {v}\r\n"));
         }

@@ -41,7 +41,11 @@ enum What {
 
 fn main() -> Result<()> {
     match Cli::parse().what {
-        What::Outbox { records, drain, baseline } => outbox(records, drain, baseline),
+        What::Outbox {
+            records,
+            drain,
+            baseline,
+        } => outbox(records, drain, baseline),
     }
 }
 
@@ -88,7 +92,11 @@ fn baseline_fsync_per_record(dir: &Path, n: usize) -> Result<Run> {
     }
     let secs = start.elapsed().as_secs_f64();
     lat.sort();
-    Ok(Run { per_sec: n as f64 / secs, p50_ms: percentile(&lat, 0.5), p99_ms: percentile(&lat, 0.99) })
+    Ok(Run {
+        per_sec: n as f64 / secs,
+        p50_ms: percentile(&lat, 0.5),
+        p99_ms: percentile(&lat, 0.99),
+    })
 }
 
 /// Mean latency of one 4 KiB write + fdatasync on the disk under test: with N closed-loop
@@ -126,7 +134,11 @@ fn api_run(socket: &Path, clients: usize, total: usize, tag: usize) -> Result<Ru
                     let t = Instant::now();
                     let r = api.post("/v1/outbox/bench", &[], body)?;
                     if r.status != 202 {
-                        bail!("publish answered {}: {}", r.status, String::from_utf8_lossy(&r.body));
+                        bail!(
+                            "publish answered {}: {}",
+                            r.status,
+                            String::from_utf8_lossy(&r.body)
+                        );
                     }
                     lat.push(t.elapsed());
                 }
@@ -145,7 +157,11 @@ fn api_run(socket: &Path, clients: usize, total: usize, tag: usize) -> Result<Ru
     }
     let secs = start.elapsed().as_secs_f64();
     lat.sort();
-    Ok(Run { per_sec: lat.len() as f64 / secs, p50_ms: percentile(&lat, 0.5), p99_ms: percentile(&lat, 0.99) })
+    Ok(Run {
+        per_sec: lat.len() as f64 / secs,
+        p50_ms: percentile(&lat, 0.5),
+        p99_ms: percentile(&lat, 0.99),
+    })
 }
 
 fn verdict(ok: bool) -> &'static str {
@@ -159,9 +175,14 @@ fn verdict(ok: bool) -> &'static str {
 fn outbox(records: usize, drain: usize, baseline_n: usize) -> Result<()> {
     let fleet = Fleet::init(1)?;
     let dev = fleet.device(1);
-    dev.append_config("[log]\nlevel = \"warn\"\n[uploader]\nbackoff_base_ms = 50\nbackoff_cap_ms = 200")?;
+    dev.append_config(
+        "[log]\nlevel = \"warn\"\n[uploader]\nbackoff_base_ms = 50\nbackoff_cap_ms = 200",
+    )?;
 
-    println!("outbox benchmark: 1 KiB JSON records, {} cores", std::thread::available_parallelism().map_or(0, |n| n.get()));
+    println!(
+        "outbox benchmark: 1 KiB JSON records, {} cores",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
     let base = baseline_fsync_per_record(&fleet.dir, baseline_n)?;
     println!(
         "baseline  fsync per record (SQLite WAL, synchronous=FULL, 1 tx/record): {:>9.0} rec/s  p50 {:.2} ms  p99 {:.2} ms",
@@ -181,7 +202,11 @@ fn outbox(records: usize, drain: usize, baseline_n: usize) -> Result<()> {
 
     let mut at64 = None;
     for (i, clients) in [1usize, 8, 64].into_iter().enumerate() {
-        let n = if clients == 1 { (records / 10).max(100) } else { records };
+        let n = if clients == 1 {
+            (records / 10).max(100)
+        } else {
+            records
+        };
         let r = api_run(&dev.socket(), clients, n, i)?;
         println!(
             "agent API {clients:>2} client(s), {n} records:                          {:>9.0} rec/s  p50 {:.2} ms  p99 {:.2} ms  ({:.1}x baseline)",
@@ -216,7 +241,9 @@ fn outbox(records: usize, drain: usize, baseline_n: usize) -> Result<()> {
     let backlog = Metrics::fetch(&mut api)?.pending();
     let start = Instant::now();
     let hub = Hub::start(&fleet.hub_config())?;
-    wait_for(Duration::from_secs(600), "backlog drained", || Ok((Metrics::fetch(&mut api)?.pending() == 0).then_some(())))?;
+    wait_for(Duration::from_secs(600), "backlog drained", || {
+        Ok((Metrics::fetch(&mut api)?.pending() == 0).then_some(()))
+    })?;
     let secs = start.elapsed().as_secs_f64();
     let rate = backlog as f64 / secs;
     let stored = fleet.hub_records(Some(&dev.name), None)?.len();
@@ -225,7 +252,10 @@ fn outbox(records: usize, drain: usize, baseline_n: usize) -> Result<()> {
         verdict(rate >= 20_000.0)
     );
     let (_, hwm) = rss_kib(agent.pid())?;
-    println!("memory    agent peak RSS after drain {:.1} MiB", hwm as f64 / 1024.0);
+    println!(
+        "memory    agent peak RSS after drain {:.1} MiB",
+        hwm as f64 / 1024.0
+    );
     drop(agent);
     drop(hub); // the tmpfs run, like the disk runs, measures publishing with the hub away
     tmpfs_run(&fleet, records)
@@ -239,11 +269,16 @@ fn tmpfs_run(fleet: &Fleet, records: usize) -> Result<()> {
         println!("tmpfs     /dev/shm missing; skipped");
         return Ok(());
     }
-    let state = tempfile::Builder::new().prefix("outpost-bench").tempdir_in(shm)?;
+    let state = tempfile::Builder::new()
+        .prefix("outpost-bench")
+        .tempdir_in(shm)?;
     let dev = fleet.device(1);
     let config = dev.dir.join("agent-tmpfs.toml");
     let text = std::fs::read_to_string(&dev.config)?
-        .replace("state_dir = \"state\"", &format!("state_dir = \"{}\"", state.path().display()))
+        .replace(
+            "state_dir = \"state\"",
+            &format!("state_dir = \"{}\"", state.path().display()),
+        )
         .replace("socket = \"agent.sock\"", "socket = \"agent-tmpfs.sock\"");
     std::fs::write(&config, text)?;
     let _agent = Agent::start(&config)?;

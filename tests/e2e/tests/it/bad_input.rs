@@ -20,25 +20,85 @@ fn local_api_refuses_bad_input_and_stores_nothing() -> Result<()> {
 
     let json = [("Content-Type", "application/json")];
     let cases: Vec<(&str, &str, Vec<(&str, &str)>, Vec<u8>, u16)> = vec![
-        ("invalid JSON", "/v1/outbox/ok", json.to_vec(), b"{\"a\": ".to_vec(), 400),
-        ("two JSON values", "/v1/outbox/ok", json.to_vec(), b"{} {}".to_vec(), 400),
-        ("empty body", "/v1/outbox/ok", json.to_vec(), Vec::new(), 400),
-        ("oversize", "/v1/outbox/ok", json.to_vec(), format!("\"{}\"", "x".repeat(5000)).into_bytes(), 413),
-        ("bad stream name", "/v1/outbox/Bad%20Name", json.to_vec(), b"{}".to_vec(), 400),
-        ("stream starting with a dot", "/v1/outbox/.hidden", json.to_vec(), b"{}".to_vec(), 400),
-        ("unknown priority", "/v1/outbox/ok?priority=urgent", json.to_vec(), b"{}".to_vec(), 400),
-        ("bad idempotency key", "/v1/outbox/ok", vec![("Idempotency-Key", "a b/c")], b"{}".to_vec(), 400),
+        (
+            "invalid JSON",
+            "/v1/outbox/ok",
+            json.to_vec(),
+            b"{\"a\": ".to_vec(),
+            400,
+        ),
+        (
+            "two JSON values",
+            "/v1/outbox/ok",
+            json.to_vec(),
+            b"{} {}".to_vec(),
+            400,
+        ),
+        (
+            "empty body",
+            "/v1/outbox/ok",
+            json.to_vec(),
+            Vec::new(),
+            400,
+        ),
+        (
+            "oversize",
+            "/v1/outbox/ok",
+            json.to_vec(),
+            format!("\"{}\"", "x".repeat(5000)).into_bytes(),
+            413,
+        ),
+        (
+            "bad stream name",
+            "/v1/outbox/Bad%20Name",
+            json.to_vec(),
+            b"{}".to_vec(),
+            400,
+        ),
+        (
+            "stream starting with a dot",
+            "/v1/outbox/.hidden",
+            json.to_vec(),
+            b"{}".to_vec(),
+            400,
+        ),
+        (
+            "unknown priority",
+            "/v1/outbox/ok?priority=urgent",
+            json.to_vec(),
+            b"{}".to_vec(),
+            400,
+        ),
+        (
+            "bad idempotency key",
+            "/v1/outbox/ok",
+            vec![("Idempotency-Key", "a b/c")],
+            b"{}".to_vec(),
+            400,
+        ),
     ];
     for (what, path, headers, body, want) in cases {
         let r = api.post(path, &headers, &body)?;
-        assert_eq!(r.status, want, "{what}: {}", String::from_utf8_lossy(&r.body));
+        assert_eq!(
+            r.status,
+            want,
+            "{what}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
         let err = r.json().with_context(|| what.to_string())?;
         let msg = err["error"].as_str().unwrap_or_default();
-        assert!(!msg.is_empty() && !msg.contains('\n'), "{what}: one-line reason expected, got {err}");
+        assert!(
+            !msg.is_empty() && !msg.contains('\n'),
+            "{what}: one-line reason expected, got {err}"
+        );
     }
     let r = api.get("/v1/nothing-here")?;
     assert_eq!(r.status, 404);
-    assert_eq!(Metrics::fetch(&mut api)?.pending(), 0, "nothing partial was stored");
+    assert_eq!(
+        Metrics::fetch(&mut api)?.pending(),
+        0,
+        "nothing partial was stored"
+    );
 
     // Still serving, and an idempotency key makes a retry store once.
     let (s1, p1, _) = publish(&mut api, "ok", br#"{"fine":true}"#, "")?;
@@ -59,19 +119,34 @@ fn local_api_refuses_bad_input_and_stores_nothing() -> Result<()> {
     assert!(!out.status.success());
     assert!(!String::from_utf8_lossy(&out.stderr).trim().is_empty());
     let out = dev.ctl(&["publish", "ok", "-"], Some(br#"{"from":"stdin"}"#))?;
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(Metrics::fetch(&mut api)?.pending(), 3);
     Ok(())
 }
 
 /// curl, a real independent TLS client, posting to the hub's ingest endpoint.
-fn curl_ingest(hub_url: &str, fleet_dir: &Path, cert: Option<(&Path, &Path)>, body: &[u8]) -> Result<(Option<u16>, String)> {
+fn curl_ingest(
+    hub_url: &str,
+    fleet_dir: &Path,
+    cert: Option<(&Path, &Path)>,
+    body: &[u8],
+) -> Result<(Option<u16>, String)> {
     let tmp = tempfile::NamedTempFile::new()?;
     std::fs::write(tmp.path(), body)?;
     let mut cmd = Command::new("curl");
     cmd.args(["-sS", "-o", "-", "-w", "\n%{http_code}", "--cacert"])
         .arg(fleet_dir.join("ca.pem"))
-        .args(["-H", "Content-Type: application/json", "-H", "Content-Encoding: zstd", "--data-binary"])
+        .args([
+            "-H",
+            "Content-Type: application/json",
+            "-H",
+            "Content-Encoding: zstd",
+            "--data-binary",
+        ])
         .arg(format!("@{}", tmp.path().display()));
     if let Some((c, k)) = cert {
         cmd.arg("--cert").arg(c).arg("--key").arg(k);
@@ -110,29 +185,61 @@ fn hub_refuses_bad_input_and_stores_nothing() -> Result<()> {
     assert!(fleet.hub_records(None, None)?.is_empty());
 
     // Garbage zstd and a compressed non-JSON body: 400 with a one-line reason.
-    for (what, body) in [("garbage zstd", b"\x28\xb5\x2f\xfdgarbage".to_vec()), ("not JSON", zstd::encode_all(&b"nope"[..], 3)?)] {
+    for (what, body) in [
+        ("garbage zstd", b"\x28\xb5\x2f\xfdgarbage".to_vec()),
+        ("not JSON", zstd::encode_all(&b"nope"[..], 3)?),
+    ] {
         let (code, text) = curl_ingest(&hub.url, &fleet.dir, cert, &body)?;
         assert_eq!(code, Some(400), "{what}: {text}");
         let v: Value = serde_json::from_str(&text)?;
-        assert!(v["error"].as_str().is_some_and(|e| !e.is_empty()), "{what}: {text}");
+        assert!(
+            v["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{what}: {text}"
+        );
     }
 
     // A client certificate from another CA, and none at all: the TLS handshake is refused.
     let other = tempfile::tempdir()?;
     let (oc, ok) = (other.path().join("c.pem"), other.path().join("c.key"));
     let status = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "1", "-subj", "/CN=device-001", "-keyout"])
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=device-001",
+            "-keyout",
+        ])
         .arg(&ok)
         .arg("-out")
         .arg(&oc)
         .output()?;
-    assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
     let good_sha = outpost_proto::sha256_hex(br#"{"a":1}"#);
     let (code, err) = curl_ingest(&hub.url, &fleet.dir, Some((&oc, &ok)), &batch(&good_sha))?;
-    assert!(code.is_none() || code == Some(401) || code == Some(403), "foreign certificate accepted: {code:?} {err}");
+    assert!(
+        code.is_none() || code == Some(401) || code == Some(403),
+        "foreign certificate accepted: {code:?} {err}"
+    );
     let (code, err) = curl_ingest(&hub.url, &fleet.dir, None, &batch(&good_sha))?;
-    assert!(code.is_none() || code == Some(401), "no certificate accepted: {code:?} {err}");
-    assert!(fleet.hub_records(None, None)?.is_empty(), "nothing stored by bad requests");
+    assert!(
+        code.is_none() || code == Some(401),
+        "no certificate accepted: {code:?} {err}"
+    );
+    assert!(
+        fleet.hub_records(None, None)?.is_empty(),
+        "nothing stored by bad requests"
+    );
 
     // The hub is still serving, and the good record is stored once even when sent twice.
     for _ in 0..2 {

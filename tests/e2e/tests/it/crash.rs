@@ -15,10 +15,14 @@ const BACKLOG: usize = 5_000;
 const ROUNDS: usize = 20;
 
 /// Small batches and short backoff so the upload spans many kill points.
-const UPLOADER: &str = "[uploader]\nbatch_max_records = 10\nbackoff_base_ms = 20\nbackoff_cap_ms = 200";
+const UPLOADER: &str =
+    "[uploader]\nbatch_max_records = 10\nbackoff_base_ms = 20\nbackoff_cap_ms = 200";
 
 fn hub_count(fleet: &Fleet, device: &str) -> usize {
-    fleet.hub_records(Some(device), None).map(|r| r.len()).unwrap_or(0)
+    fleet
+        .hub_records(Some(device), None)
+        .map(|r| r.len())
+        .unwrap_or(0)
 }
 
 #[test]
@@ -42,14 +46,23 @@ fn agent_killed_mid_upload_loses_and_duplicates_nothing() -> Result<()> {
         }
         agent = Agent::start(&dev.config)?;
     }
-    let records = wait_for(Duration::from_secs(60), "the whole backlog at the hub", || {
-        let r = fleet.hub_records(Some(&dev.name), None)?;
-        Ok((r.len() >= BACKLOG).then_some(r))
-    })?;
+    let records = wait_for(
+        Duration::from_secs(60),
+        "the whole backlog at the hub",
+        || {
+            let r = fleet.hub_records(Some(&dev.name), None)?;
+            Ok((r.len() >= BACKLOG).then_some(r))
+        },
+    )?;
     assert_hub_holds_exactly(&records, &published)?;
     let mut api = dev.api();
-    wait_for(Duration::from_secs(10), "outbox drained", || Ok((Metrics::fetch(&mut api)?.pending() == 0).then_some(())))?;
-    assert!(mid_upload_kills >= 3, "only {mid_upload_kills} kills landed mid-upload: the test did not exercise the crash");
+    wait_for(Duration::from_secs(10), "outbox drained", || {
+        Ok((Metrics::fetch(&mut api)?.pending() == 0).then_some(()))
+    })?;
+    assert!(
+        mid_upload_kills >= 3,
+        "only {mid_upload_kills} kills landed mid-upload: the test did not exercise the crash"
+    );
     Ok(())
 }
 
@@ -74,12 +87,19 @@ fn hub_killed_mid_batch_loses_and_duplicates_nothing() -> Result<()> {
         }
         hub = Hub::start(&fleet.hub_config())?;
     }
-    let records = wait_for(Duration::from_secs(60), "the whole backlog at the hub", || {
-        let r = fleet.hub_records(Some(&dev.name), None)?;
-        Ok((r.len() >= BACKLOG).then_some(r))
-    })?;
+    let records = wait_for(
+        Duration::from_secs(60),
+        "the whole backlog at the hub",
+        || {
+            let r = fleet.hub_records(Some(&dev.name), None)?;
+            Ok((r.len() >= BACKLOG).then_some(r))
+        },
+    )?;
     assert_hub_holds_exactly(&records, &published)?;
-    assert!(mid_ingest_kills >= 3, "only {mid_ingest_kills} kills landed mid-ingest: the test did not exercise the crash");
+    assert!(
+        mid_ingest_kills >= 3,
+        "only {mid_ingest_kills} kills landed mid-ingest: the test did not exercise the crash"
+    );
     assert!(hub.alive());
     Ok(())
 }

@@ -29,13 +29,23 @@ async function main() {
 main().catch((e) => { console.error(e); process.exit(1); });
 "#;
 
-fn run_reference_agent(fleet: &Fleet, endpoint: &str, key: &str, mode: &str, id: &str) -> Result<serde_json::Value> {
+fn run_reference_agent(
+    fleet: &Fleet,
+    endpoint: &str,
+    key: &str,
+    mode: &str,
+    id: &str,
+) -> Result<serde_json::Value> {
     let out = Command::new("node")
         .args(["-e", REFERENCE_AGENT, endpoint, key, mode])
         .env("NODE_EXTRA_CA_CERTS", fleet.dir.join("ca.pem"))
         .env("RECORD_ID", id)
         .output()?;
-    assert!(out.status.success(), "node: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "node: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     Ok(serde_json::from_slice(&out.stdout)?)
 }
 
@@ -60,9 +70,19 @@ fn reference_agent_format_is_accepted_idempotently_and_verified() -> Result<()> 
 
     let bad = run_reference_agent(&fleet, &endpoint, "k-7f3a9c2e", "tamper", "tampered-1")?;
     assert_eq!(bad["status"], 400, "{bad}");
-    assert!(bad["body"].as_str().unwrap_or_default().contains("checksum"), "{bad}");
+    assert!(
+        bad["body"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("checksum"),
+        "{bad}"
+    );
     let unknown = run_reference_agent(&fleet, &endpoint, "not-a-key", "ok", "unknown-1")?;
     assert_eq!(unknown["status"], 401, "{unknown}");
-    assert_eq!(fleet.hub_records(None, None)?.len(), 1, "refused bodies are not stored");
+    assert_eq!(
+        fleet.hub_records(None, None)?.len(),
+        1,
+        "refused bodies are not stored"
+    );
     Ok(())
 }

@@ -23,7 +23,11 @@ fn records_published_during_a_partition_arrive_exactly_once_in_order() -> Result
         let stream = streams[i % 3];
         let payload = format!(r#"{{"seq":{i},"via":"outpostctl","t":22.4}}"#);
         let out = dev.ctl(&["publish", stream, &payload], None)?;
-        assert!(out.status.success(), "outpostctl publish: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "outpostctl publish: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let id = String::from_utf8(out.stdout)?.trim().to_owned();
         assert!(!id.is_empty());
         published.push(Published {
@@ -37,7 +41,11 @@ fn records_published_during_a_partition_arrive_exactly_once_in_order() -> Result
     for i in 5..50 {
         let payload = format!(r#"{{"seq":{i},"via":"api","values":[1,2.5,-3e-7]}}"#);
         // Some bodies come with whitespace around the value (`echo JSON | outpostctl publish S -`).
-        let body = if i % 5 == 0 { format!(" \n{payload}\r\n") } else { payload.clone() };
+        let body = if i % 5 == 0 {
+            format!(" \n{payload}\r\n")
+        } else {
+            payload.clone()
+        };
         let (status, p, body) = publish(&mut api, streams[i % 3], body.as_bytes(), "")?;
         assert_eq!(status, 202, "{body}");
         let mut p = p.expect("202 carries the record");
@@ -45,7 +53,11 @@ fn records_published_during_a_partition_arrive_exactly_once_in_order() -> Result
         p.sha256 = outpost_proto::sha256_hex(payload.as_bytes());
         published.push(p);
     }
-    assert_eq!(Metrics::fetch(&mut api)?.pending(), 50, "all 50 wait in the outbox while the hub is down");
+    assert_eq!(
+        Metrics::fetch(&mut api)?.pending(),
+        50,
+        "all 50 wait in the outbox while the hub is down"
+    );
     assert!(fleet.hub_records(None, None).is_err() || fleet.hub_records(None, None)?.is_empty());
 
     let _hub = Hub::start(&fleet.hub_config())?;
@@ -55,7 +67,9 @@ fn records_published_during_a_partition_arrive_exactly_once_in_order() -> Result
     })?;
     assert_hub_holds_exactly(&records, &published)?;
     assert_stream_order(&records, &published)?;
-    wait_for(Duration::from_secs(10), "outbox drained", || Ok((Metrics::fetch(&mut api)?.pending() == 0).then_some(())))?;
+    wait_for(Duration::from_secs(10), "outbox drained", || {
+        Ok((Metrics::fetch(&mut api)?.pending() == 0).then_some(()))
+    })?;
     let m = Metrics::fetch(&mut api)?;
     assert_eq!(m.sum("outpost_outbox_delivered_total", &[]) as u64, 50);
     assert_eq!(m.sum("outpost_outbox_rejected_total", &[]) as u64, 0);

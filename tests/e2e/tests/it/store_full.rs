@@ -32,7 +32,10 @@ fn full_store_evicts_best_effort_oldest_first_and_refuses_critical() -> Result<(
     let m = Metrics::fetch(&mut api)?;
     let kept = m.sum("outpost_outbox_pending_records", &[("stream", "bulk")]) as usize;
     let evicted = m.sum("outpost_outbox_evicted_total", &[("stream", "bulk")]) as usize;
-    assert!(kept > 10 && kept < 64, "a 64 KiB store keeps some dozens of 1 KiB records, kept {kept}");
+    assert!(
+        kept > 10 && kept < 64,
+        "a 64 KiB store keeps some dozens of 1 KiB records, kept {kept}"
+    );
     assert_eq!(kept + evicted, 200, "every eviction is counted");
 
     // The survivors are the newest ones: deliver them and compare.
@@ -46,13 +49,21 @@ fn full_store_evicts_best_effort_oldest_first_and_refuses_critical() -> Result<(
     got.sort();
     let mut want = newest.clone();
     want.sort();
-    assert_eq!(got, want, "eviction took the oldest best-effort records first");
-    wait_for(Duration::from_secs(10), "drained", || Ok((Metrics::fetch(&mut api)?.pending() == 0).then_some(())))?;
+    assert_eq!(
+        got, want,
+        "eviction took the oldest best-effort records first"
+    );
+    wait_for(Duration::from_secs(10), "drained", || {
+        Ok((Metrics::fetch(&mut api)?.pending() == 0).then_some(()))
+    })?;
     assert!(hub.terminate()?);
 
     // 2. With the hub gone again: fill with best-effort, then critical until the store is full.
     for i in 0..40 {
-        assert_eq!(publish(&mut api, "bulk", &kib_payload(1000 + i), "")?.0, 202);
+        assert_eq!(
+            publish(&mut api, "bulk", &kib_payload(1000 + i), "")?.0,
+            202
+        );
     }
     let mut alarms: Vec<Published> = Vec::new();
     let mut refusal = None;
@@ -68,11 +79,26 @@ fn full_store_evicts_best_effort_oldest_first_and_refuses_critical() -> Result<(
         }
     }
     let refusal = refusal.expect("a full store refuses critical writes with 507");
-    assert!(refusal["error"].as_str().is_some_and(|e| e.contains("full")), "clear reason: {refusal}");
+    assert!(
+        refusal["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("full")),
+        "clear reason: {refusal}"
+    );
     let m = Metrics::fetch(&mut api)?;
-    assert_eq!(m.sum("outpost_outbox_pending_records", &[("stream", "bulk")]), 0.0, "best-effort made room for critical");
-    assert_eq!(m.sum("outpost_outbox_pending_records", &[("stream", "alarms")]) as usize, alarms.len());
-    assert!(m.sum("outpost_outbox_refused_total", &[("stream", "alarms")]) >= 1.0, "refusals are counted");
+    assert_eq!(
+        m.sum("outpost_outbox_pending_records", &[("stream", "bulk")]),
+        0.0,
+        "best-effort made room for critical"
+    );
+    assert_eq!(
+        m.sum("outpost_outbox_pending_records", &[("stream", "alarms")]) as usize,
+        alarms.len()
+    );
+    assert!(
+        m.sum("outpost_outbox_refused_total", &[("stream", "alarms")]) >= 1.0,
+        "refusals are counted"
+    );
     // A normal write cannot evict critical records either.
     assert_eq!(publish(&mut api, "metrics", &kib_payload(0), "")?.0, 507);
 
