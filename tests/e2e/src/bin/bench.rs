@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Result};
 use clap::{Parser, Subcommand};
 use outpost_e2e::metrics::Metrics;
-use outpost_e2e::{process::rss_kib, wait_for, Agent, Fleet, Hub, UnixHttp};
+use outpost_e2e::{process::cpu_time, process::rss_kib, wait_for, Agent, Fleet, Hub, UnixHttp};
 
 #[derive(Parser)]
 #[command(about = "Outpost benchmarks; each figure is printed beside its same-run baseline")]
@@ -207,9 +207,11 @@ fn outbox(records: usize, drain: usize, baseline_n: usize) -> Result<()> {
         } else {
             records
         };
+        let cpu_before = cpu_time(agent.pid())?;
         let r = api_run(&dev.socket(), clients, n, i)?;
+        let cpu_us = (cpu_time(agent.pid())? - cpu_before).as_secs_f64() * 1e6 / n as f64;
         println!(
-            "agent API {clients:>2} client(s), {n} records:                          {:>9.0} rec/s  p50 {:.2} ms  p99 {:.2} ms  ({:.1}x baseline)",
+            "agent API {clients:>2} client(s), {n} records:                          {:>9.0} rec/s  p50 {:.2} ms  p99 {:.2} ms  ({:.1}x baseline; agent CPU {cpu_us:.0} us/record)",
             r.per_sec, r.p50_ms, r.p99_ms, r.per_sec / base.per_sec
         );
         if clients == 64 {
@@ -281,10 +283,12 @@ fn tmpfs_run(fleet: &Fleet, records: usize) -> Result<()> {
         )
         .replace("socket = \"agent.sock\"", "socket = \"agent-tmpfs.sock\"");
     std::fs::write(&config, text)?;
-    let _agent = Agent::start(&config)?;
+    let agent = Agent::start(&config)?;
+    let cpu_before = cpu_time(agent.pid())?;
     let r = api_run(&dev.dir.join("agent-tmpfs.sock"), 64, records, 7)?;
+    let cpu_us = (cpu_time(agent.pid())? - cpu_before).as_secs_f64() * 1e6 / records as f64;
     println!(
-        "tmpfs     agent API 64 clients, outbox on tmpfs (CPU ceiling, not durable): {:>9.0} rec/s  p50 {:.2} ms  p99 {:.2} ms",
+        "tmpfs     agent API 64 clients, outbox on tmpfs (CPU ceiling, not durable): {:>9.0} rec/s  p50 {:.2} ms  p99 {:.2} ms  (agent CPU {cpu_us:.0} us/record)",
         r.per_sec, r.p50_ms, r.p99_ms
     );
     Ok(())
