@@ -18,67 +18,63 @@ fn local_api_refuses_bad_input_and_stores_nothing() -> Result<()> {
     let _agent = Agent::start(&dev.config)?;
     let mut api = dev.api();
 
-    let json = [("Content-Type", "application/json")];
-    let cases: Vec<(&str, &str, Vec<(&str, &str)>, Vec<u8>, u16)> = vec![
-        (
+    /// One bad request: what it is, where it goes, its headers and body, the status it must get.
+    struct Case<'a>(&'a str, &'a str, &'a [(&'a str, &'a str)], Vec<u8>, u16);
+    let json: &[(&str, &str)] = &[("Content-Type", "application/json")];
+    let cases = [
+        Case(
             "invalid JSON",
             "/v1/outbox/ok",
-            json.to_vec(),
+            json,
             b"{\"a\": ".to_vec(),
             400,
         ),
-        (
+        Case(
             "two JSON values",
             "/v1/outbox/ok",
-            json.to_vec(),
+            json,
             b"{} {}".to_vec(),
             400,
         ),
-        (
-            "empty body",
-            "/v1/outbox/ok",
-            json.to_vec(),
-            Vec::new(),
-            400,
-        ),
-        (
+        Case("empty body", "/v1/outbox/ok", json, Vec::new(), 400),
+        Case(
             "oversize",
             "/v1/outbox/ok",
-            json.to_vec(),
+            json,
             format!("\"{}\"", "x".repeat(5000)).into_bytes(),
             413,
         ),
-        (
+        Case(
             "bad stream name",
             "/v1/outbox/Bad%20Name",
-            json.to_vec(),
+            json,
             b"{}".to_vec(),
             400,
         ),
-        (
+        Case(
             "stream starting with a dot",
             "/v1/outbox/.hidden",
-            json.to_vec(),
+            json,
             b"{}".to_vec(),
             400,
         ),
-        (
+        Case(
             "unknown priority",
             "/v1/outbox/ok?priority=urgent",
-            json.to_vec(),
+            json,
             b"{}".to_vec(),
             400,
         ),
-        (
+        Case(
             "bad idempotency key",
             "/v1/outbox/ok",
-            vec![("Idempotency-Key", "a b/c")],
+            &[("Idempotency-Key", "a b/c")],
             b"{}".to_vec(),
             400,
         ),
     ];
-    for (what, path, headers, body, want) in cases {
-        let r = api.post(path, &headers, &body)?;
+    for Case(what, path, headers, body, want) in cases {
+        let r = api.post(path, headers, &body)?;
         assert_eq!(
             r.status,
             want,
