@@ -1,0 +1,60 @@
+//! `outpost-dbus`: the only crate that imports zbus. Clients for the few D-Bus calls the agent
+//! makes, implementing `outpost-health`'s capability traits:
+//!
+//! | module | bus name | calls |
+//! |---|---|---|
+//! | [`systemd`] | `org.freedesktop.systemd1` | `Manager.GetUnit`, `Manager.LoadUnit`, `Unit.{LoadState,ActiveState,SubState}` |
+//! | [`logind`] | `org.freedesktop.login1` | `Manager.Reboot(false)` |
+//! | `testing` (feature `testing`) | both | a private `dbus-daemon` and a fake service answering those calls |
+//!
+//! zbus 5 runs on the caller's tokio runtime (feature `tokio`); no other executor is started.
+#![forbid(unsafe_code)]
+
+pub mod logind;
+pub mod systemd;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use logind::DbusLogind;
+pub use systemd::DbusSystemd;
+
+/// Errors of connecting to a bus.
+#[derive(Debug, thiserror::Error)]
+pub enum DbusError {
+    #[error("D-Bus address {address:?}: {source}")]
+    Address {
+        address: String,
+        #[source]
+        source: zbus::Error,
+    },
+    #[error("connecting to the {bus} bus: {source}")]
+    Connect {
+        bus: &'static str,
+        #[source]
+        source: zbus::Error,
+    },
+}
+
+/// Connects to the system bus, or to `address` (a D-Bus address such as
+/// `unix:path=/run/dbus/system_bus_socket`) when given.
+pub async fn connect(address: Option<&str>) -> Result<zbus::Connection, DbusError> {
+    match address {
+        None => zbus::Connection::system()
+            .await
+            .map_err(|source| DbusError::Connect {
+                bus: "system",
+                source,
+            }),
+        Some(a) => zbus::connection::Builder::address(a)
+            .map_err(|source| DbusError::Address {
+                address: a.to_owned(),
+                source,
+            })?
+            .build()
+            .await
+            .map_err(|source| DbusError::Connect {
+                bus: "given",
+                source,
+            }),
+    }
+}
