@@ -11,12 +11,13 @@ use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
 use serde::Serialize;
-use sha2::Digest;
 
+use crate::digest::DigestAlg;
 use crate::keyring::Keyring;
 use crate::manifest::{BundleFormat, ImageHooks, Manifest, ManifestError, MAX_MANIFEST_LEN};
+use crate::pipe;
 use crate::signature::{SignatureError, SignedCms, Signer, VerifyOptions};
-use crate::squashfs::{HashingWriter, Squashfs, SquashfsError};
+use crate::squashfs::{Squashfs, SquashfsError};
 use crate::trailer::{self, TrailerError};
 use crate::verity::{self, VerityError, VerityReader};
 
@@ -126,49 +127,60 @@ impl Bundle {
     {
         let (layout, cms_der) = trailer::read_layout(&mut source)?;
         let cms = SignedCms::parse(&cms_der)?;
-        if cms.content().is_none() {
-            open_plain(
-                source,
-                layout.payload_len,
-                &cms,
-                cms_der.len(),
-                keyring,
-                opts,
-            )
+        let payload_len = layout.payload_len;
+        let auth = if cms.content().is_none() {
+            open_plain(source, payload_len, &cms, keyring, opts)?
         } else {
-            open_verity(
-                source,
-                layout.payload_len,
-                &cms,
-                cms_der.len(),
-                keyring,
-                opts,
-            )
-        }
+            open_verity(source, payload_len, &cms, keyring, opts)?
+        };
+        let verification = Verification {
+            signature_valid: true,
+            purpose: opts.purpose,
+            payload_check: auth.payload_check,
+            verity_root_hash: auth.verity_root_hash,
+        };
+        Ok(VerifiedBundle::new(
+            auth.manifest,
+            auth.signer,
+            verification,
+            auth.fs,
+            payload_len,
+            cms_der.len(),
+        ))
     }
+}
+
+/// What `open_plain` / `open_verity` established.
+struct Authenticated {
+    manifest: Manifest,
+    signer: Signer,
+    fs: Squashfs,
+    payload_check: &'static str,
+    verity_root_hash: Option<String>,
 }
 
 fn open_plain<R: Read + Seek + Send + 'static>(
     mut source: R,
     payload_len: u64,
     cms: &SignedCms,
-    cms_len: usize,
     keyring: &Keyring,
     opts: &VerifyOptions,
-) -> Result<VerifiedBundle, BundleError> {
-    // Stream the payload through the digest: bundles can be GiBs.
+) -> Result<Authenticated, BundleError> {
+    // Stream the payload through the digest: bundles can be GiBs. The next chunk is read
+    // while the previous one is hashed.
     source.seek(SeekFrom::Start(0))?;
-    let mut hasher = cms.digest_alg().hasher();
     let mut limited = (&mut source).take(payload_len);
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let n = limited.read(&mut buf)?;
-        if n == 0 {
-            break;
+    let ((), digest) = pipe::hashed(cms.digest_alg().hasher(), |pipe| -> io::Result<()> {
+        loop {
+            let mut buf = pipe.buffer()?;
+            let n = pipe::fill(&mut |b| limited.read(b), &mut buf)?;
+            if n == 0 {
+                return Ok(());
+            }
+            pipe.send(buf, n)?;
         }
-        hasher.update(&buf[..n]);
-    }
-    let signer = cms.verify_detached(&hasher.finish(), keyring, opts)?;
+    })?;
+    let signer = cms.verify_detached(&digest, keyring, opts)?;
     // backhand reads from the current position: rewind past the hashing.
     source.seek(SeekFrom::Start(0))?;
     let fs = Squashfs::open(BufReader::new(source))?;
@@ -180,30 +192,22 @@ fn open_plain<R: Read + Seek + Send + 'static>(
         });
     }
     manifest.check_internal()?;
-    let verification = Verification {
-        signature_valid: true,
-        purpose: opts.purpose,
-        payload_check: "payload-digest",
-        verity_root_hash: None,
-    };
-    Ok(VerifiedBundle::new(
+    Ok(Authenticated {
         manifest,
         signer,
-        verification,
         fs,
-        payload_len,
-        cms_len,
-    ))
+        payload_check: "payload-digest",
+        verity_root_hash: None,
+    })
 }
 
 fn open_verity<R: Read + Seek + Send + 'static>(
     mut source: R,
     payload_len: u64,
     cms: &SignedCms,
-    cms_len: usize,
     keyring: &Keyring,
     opts: &VerifyOptions,
-) -> Result<VerifiedBundle, BundleError> {
+) -> Result<Authenticated, BundleError> {
     let (signer, content) = cms.verify_encapsulated(keyring, opts)?;
     let manifest = Manifest::parse(content)?;
     if manifest.format == BundleFormat::Plain {
@@ -224,20 +228,13 @@ fn open_verity<R: Read + Seek + Send + 'static>(
     let reader = VerityReader::new(source, tree);
     let log = reader.failure_log();
     let fs = Squashfs::open_logged(reader, Some(log))?;
-    let verification = Verification {
-        signature_valid: true,
-        purpose: opts.purpose,
-        payload_check: "verity",
-        verity_root_hash: Some(hex::encode(params.root_hash)),
-    };
-    Ok(VerifiedBundle::new(
+    Ok(Authenticated {
         manifest,
         signer,
-        verification,
         fs,
-        payload_len,
-        cms_len,
-    ))
+        payload_check: "verity",
+        verity_root_hash: Some(hex::encode(params.root_hash)),
+    })
 }
 
 /// A bundle whose signature and payload integrity have been established.
@@ -308,14 +305,24 @@ impl VerifiedBundle {
             .filename
             .clone()
             .ok_or_else(|| BundleError::ImageWithoutFile(class.to_string()))?;
-        let mut hashing = HashingWriter {
-            out,
-            hasher: sha2::Sha256::new(),
-            written: 0,
-        };
-        self.fs.copy_to(&filename, &mut hashing)?;
-        let found_len = hashing.written;
-        let found: [u8; 32] = hashing.hasher.finalize().into();
+        // Read the next chunk and write it while the helper thread hashes the previous one.
+        let mut file = self.fs.open_file(&filename)?;
+        let (found_len, found) = pipe::hashed(
+            DigestAlg::Sha256.hasher(),
+            |pipe| -> Result<u64, SquashfsError> {
+                let mut total = 0u64;
+                loop {
+                    let mut buf = pipe.buffer().map_err(|e| file.error(e))?;
+                    let n = file.fill(&mut buf)?;
+                    if n == 0 {
+                        return Ok(total);
+                    }
+                    out.write_all(&buf[..n]).map_err(|e| file.error(e))?;
+                    total += n as u64;
+                    pipe.send(buf, n).map_err(|e| file.error(e))?;
+                }
+            },
+        )?;
         let expected_len = image.size.unwrap_or(0);
         if found_len != expected_len {
             return Err(BundleError::ImageSizeMismatch {

@@ -1,10 +1,16 @@
-//! A strict subset of the GLib key-file format, as RAUC reads `manifest.raucm`.
+//! A strict subset of the GLib key-file format, as RAUC reads `manifest.raucm`, `system.conf`
+//! and `central.raucs`, and as `g_key_file_to_data` writes `central.raucs` (pure, no I/O).
+//! Value syntax (escapes, lists, booleans, integers) is in the `value` submodule, re-exported
+//! here.
 //!
 //! Accepted: `# comment` and blank lines, `[group]` headers, `key=value` lines
-//! inside a group, GLib escapes (`\s \n \t \r \\`, plus `\;` inside lists).
-//! Stricter than GLib on purpose: a duplicated group or key is an error
+//! inside a group. Stricter than GLib on purpose: a duplicated group or key is an error
 //! (GLib silently merges/overwrites, which would let two readers of the same
-//! signed manifest disagree).
+//! file, e.g. a signed manifest, disagree).
+
+mod value;
+
+pub use value::{escape, parse_bool, parse_string_list, parse_u64, unescape_string};
 
 /// One `[group]` with its keys in file order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,7 +20,7 @@ pub struct Group {
 }
 
 /// A parsed key file: groups in file order, values still raw (unescaped on access).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct KeyFile {
     pub groups: Vec<Group>,
 }
@@ -91,6 +97,46 @@ impl KeyFile {
         }
         Ok(KeyFile { groups })
     }
+
+    pub fn group(&self, name: &str) -> Option<&Group> {
+        self.groups.iter().find(|g| g.name == name)
+    }
+
+    /// The group `name`, appended at the end if missing (GLib's `g_key_file_set_*` order).
+    pub fn group_mut(&mut self, name: &str) -> &mut Group {
+        let idx = match self.groups.iter().position(|g| g.name == name) {
+            Some(i) => i,
+            None => {
+                self.groups.push(Group {
+                    name: name.to_string(),
+                    entries: Vec::new(),
+                });
+                self.groups.len() - 1
+            }
+        };
+        &mut self.groups[idx]
+    }
+
+    /// `g_key_file_to_data` for a file built by `g_key_file_set_*`: groups separated by one
+    /// blank line, no trailing blank line. Values are written raw (already escaped).
+    pub fn serialize(&self) -> String {
+        let mut out = String::new();
+        for (i, g) in self.groups.iter().enumerate() {
+            if i > 0 {
+                out.push('\n');
+            }
+            out.push('[');
+            out.push_str(&g.name);
+            out.push_str("]\n");
+            for (k, v) in &g.entries {
+                out.push_str(k);
+                out.push('=');
+                out.push_str(v);
+                out.push('\n');
+            }
+        }
+        out
+    }
 }
 
 impl Group {
@@ -102,6 +148,24 @@ impl Group {
             .map(|(_, v)| v.as_str())
     }
 
+    /// `g_key_file_get_string`.
+    pub fn string(&self, key: &str) -> Result<Option<String>, KeyFileError> {
+        self.raw(key).map(unescape_string).transpose()
+    }
+
+    /// `g_key_file_set_string`: replaces in place, or appends.
+    pub fn set_string(&mut self, key: &str, value: &str) {
+        self.set_raw(key, escape(value));
+    }
+
+    /// Sets the raw (already escaped) value: replaces in place, or appends.
+    pub fn set_raw(&mut self, key: &str, raw: String) {
+        match self.entries.iter_mut().find(|(k, _)| k == key) {
+            Some(entry) => entry.1 = raw,
+            None => self.entries.push((key.to_string(), raw)),
+        }
+    }
+
     /// Keys of this group not in `known` (RAUC's `check_remaining_keys`).
     pub fn unknown_key<'a>(&'a self, known: &[&str]) -> Option<&'a str> {
         self.entries
@@ -109,60 +173,6 @@ impl Group {
             .map(|(k, _)| k.as_str())
             .find(|k| !known.contains(k))
     }
-}
-
-/// `g_key_file_get_string`: unescapes `\s \n \t \r \\`.
-pub fn unescape_string(raw: &str) -> Result<String, KeyFileError> {
-    unescape(raw, false)
-}
-
-/// `g_key_file_get_string_list`: splits on unescaped `;`, a trailing `;` ends the list.
-pub fn parse_string_list(raw: &str) -> Result<Vec<String>, KeyFileError> {
-    let mut items = Vec::new();
-    let mut current = String::new();
-    let mut chars = raw.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' => {
-                // Keep the escape for `unescape`, except `\;` which is list syntax.
-                match chars.next() {
-                    Some(';') => current.push(';'),
-                    Some(n) => {
-                        current.push('\\');
-                        current.push(n);
-                    }
-                    None => return Err(KeyFileError::BadEscape(raw.to_string())),
-                }
-            }
-            ';' => items.push(unescape(&std::mem::take(&mut current), true)?),
-            c => current.push(c),
-        }
-    }
-    if !current.is_empty() {
-        items.push(unescape(&current, true)?);
-    }
-    Ok(items)
-}
-
-fn unescape(raw: &str, in_list: bool) -> Result<String, KeyFileError> {
-    let mut out = String::with_capacity(raw.len());
-    let mut chars = raw.chars();
-    while let Some(c) = chars.next() {
-        if c != '\\' {
-            out.push(c);
-            continue;
-        }
-        match chars.next() {
-            Some('s') => out.push(' '),
-            Some('n') => out.push('\n'),
-            Some('t') => out.push('\t'),
-            Some('r') => out.push('\r'),
-            Some('\\') => out.push('\\'),
-            Some(';') if in_list => out.push(';'),
-            _ => return Err(KeyFileError::BadEscape(raw.to_string())),
-        }
-    }
-    Ok(out)
 }
 
 fn valid_group_name(name: &str) -> bool {
@@ -185,7 +195,7 @@ mod tests {
         let kf = KeyFile::parse(b"# c\n[a]\nk = \\sv\\tx \n\n[b.c]\nl=x;y\\;z;\n").unwrap();
         assert_eq!(kf.groups.len(), 2);
         let a = &kf.groups[0];
-        assert_eq!(unescape_string(a.raw("k").unwrap()).unwrap(), " v\tx ");
+        assert_eq!(a.string("k").unwrap().unwrap(), " v\tx ");
         let l = parse_string_list(kf.groups[1].raw("l").unwrap()).unwrap();
         assert_eq!(l, vec!["x".to_string(), "y;z".to_string()]);
     }
@@ -216,6 +226,23 @@ mod tests {
             KeyFile::parse(&[b'[', 0xff, b']']),
             Err(KeyFileError::NotUtf8)
         );
-        assert!(unescape_string("a\\qb").is_err());
+    }
+
+    #[test]
+    fn round_trips_what_glib_writes() {
+        let text = "[slot.rootfs.1]\nbundle.compatible=Test\nsize=3\n\n[slot.appfs.1]\nstatus=ok\n";
+        let kf = KeyFile::parse(text.as_bytes()).unwrap();
+        assert_eq!(kf.serialize(), text);
+    }
+
+    #[test]
+    fn set_replaces_in_place_and_appends_new_keys() {
+        let mut kf = KeyFile::parse(b"[g]\na=1\nb=2\n").unwrap();
+        let g = kf.group_mut("g");
+        g.set_string("a", "x");
+        g.set_string("c", "3");
+        assert_eq!(kf.serialize(), "[g]\na=x\nb=2\nc=3\n");
+        assert_eq!(kf.group_mut("h").raw("a"), None);
+        assert_eq!(kf.serialize(), "[g]\na=x\nb=2\nc=3\n\n[h]\n");
     }
 }

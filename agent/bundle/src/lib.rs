@@ -5,17 +5,19 @@
 //! [`signature`] verifies the CMS against a [`Keyring`]; [`manifest`] parses
 //! `manifest.raucm` strictly; [`verity`] authenticates each payload block of a
 //! verity bundle; [`squashfs`] reads files from the (authenticated) payload;
-//! [`info`] ties them together as [`Bundle::open`].
+//! [`info`] ties them together as [`Bundle::open`]. [`keyfile`] is the GLib key-file codec
+//! (manifests here; `system.conf` and `central.raucs` in `outpost-update`).
 //!
 //! Invariant: nothing is parsed from the squashfs before the payload is
 //! authenticated (plain: full digest; verity: per-block hash tree).
 
 pub mod digest;
 pub mod info;
-mod keyfile;
+pub mod keyfile;
 pub mod keyring;
 pub mod manifest;
 mod names;
+mod pipe;
 pub mod purpose;
 pub mod signature;
 pub mod squashfs;

@@ -86,8 +86,8 @@ impl Squashfs {
         Ok(Squashfs { fs, failures })
     }
 
-    /// Streams the file at bundle-relative `name` into `out`; returns its length.
-    pub fn copy_to(&self, name: &str, out: &mut dyn Write) -> Result<u64, SquashfsError> {
+    /// Opens the file at bundle-relative `name` for reading in large pieces.
+    pub fn open_file(&self, name: &str) -> Result<FileReader<'_>, SquashfsError> {
         let path = absolute(name);
         let node = self
             .fs
@@ -97,13 +97,26 @@ impl Squashfs {
         let InnerNode::File(file) = &node.inner else {
             return Err(SquashfsError::NotAFile(name.to_string()));
         };
-        let mut reader = self.fs.file(file).reader();
-        io::copy(&mut reader, out).map_err(|e| {
-            match self.failures.as_ref().and_then(FailureLog::take) {
-                Some(v) => SquashfsError::Verity(v),
-                None => from_io(name, e),
-            }
+        Ok(FileReader {
+            inner: self.fs.file(file).reader(),
+            name: name.to_string(),
+            failures: self.failures.as_ref(),
         })
+    }
+
+    /// Streams the file at bundle-relative `name` into `out`; returns its length.
+    pub fn copy_to(&self, name: &str, out: &mut dyn Write) -> Result<u64, SquashfsError> {
+        let mut file = self.open_file(name)?;
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut total = 0u64;
+        loop {
+            let n = file.fill(&mut buf)?;
+            if n == 0 {
+                return Ok(total);
+            }
+            out.write_all(&buf[..n]).map_err(|e| file.error(e))?;
+            total += n as u64;
+        }
     }
 
     /// Reads a small file (the manifest) fully, refusing more than `max` bytes.
@@ -155,23 +168,26 @@ impl Write for LimitedWriter<'_> {
     }
 }
 
-/// Adapter so a `Read` implementor can be hashed while it is copied.
-pub(crate) struct HashingWriter<'a, W: ?Sized> {
-    pub out: &'a mut W,
-    pub hasher: sha2::Sha256,
-    pub written: u64,
+/// A file of the payload being read (see [`Squashfs::open_file`]).
+pub struct FileReader<'a> {
+    inner: backhand::SquashfsReadFile<'a, 'static>,
+    name: String,
+    failures: Option<&'a FailureLog>,
 }
 
-impl<W: Write + ?Sized> Write for HashingWriter<'_, W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        use sha2::Digest;
-        let n = self.out.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.written += n as u64;
-        Ok(n)
+impl FileReader<'_> {
+    /// Fills `buf` until it is full or the file ends; returns the bytes read (0 at the end).
+    pub fn fill(&mut self, buf: &mut [u8]) -> Result<usize, SquashfsError> {
+        let inner = &mut self.inner;
+        crate::pipe::fill(&mut |b| io::Read::read(inner, b), buf).map_err(|e| self.error(e))
     }
 
-    fn flush(&mut self) -> io::Result<()> {
-        self.out.flush()
+    /// Turns an I/O error met while streaming this file (reading it, or writing it out) into
+    /// the typed error: a recorded dm-verity failure wins.
+    pub fn error(&self, e: io::Error) -> SquashfsError {
+        match self.failures.and_then(FailureLog::take) {
+            Some(v) => SquashfsError::Verity(v),
+            None => from_io(&self.name, e),
+        }
     }
 }

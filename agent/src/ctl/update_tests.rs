@@ -7,7 +7,7 @@ use clap::Parser;
 
 use super::cli::Cli;
 use super::{run_live, EXIT_OK, EXIT_REFUSED, EXIT_UNREACHABLE, EXIT_USAGE};
-use crate::update::testkit::{self, fixture, grub_list};
+use crate::update::testkit::{fixture, grub_list};
 use crate::update::tests::agent;
 
 async fn ctl(args: &[&str]) -> (super::Outcome, String) {
@@ -47,7 +47,7 @@ async fn info_json_matches_rauc_info() {
         assert_eq!(o["variant"], t["variant"]);
     }
     // Format and signer are only in rauc's text and log output.
-    let text = testkit::run(
+    let text = outpost_testkit::run_stdout(
         Command::new("rauc")
             .arg(format!("--keyring={ca}"))
             .args(["info", bundle]),

@@ -8,7 +8,7 @@
 //! | [`slots`] | slot model, booted/active/inactive, target choice | pure |
 //! | [`booted`] | booted slot from the kernel command line | pure (+ `detect`) |
 //! | [`status_file`] | `central.raucs` with RAUC's keys, atomic save | load/save |
-//! | [`install`] | `plan` (pure, typed refusals) and `execute` (driver) | driver only |
+//! | [`install`](mod@install) | `plan` (pure, typed refusals) and `execute` (driver) | driver only |
 //! | [`mark`] | `mark good/bad/active booted/other/<slot>` | bootloader, status |
 //! | [`report`] | `slots`, like `rauc status` | reads |
 //! | [`backend`] | the `outpost-boot` backend a `system.conf` names | — |
@@ -22,7 +22,6 @@
 pub mod backend;
 pub mod booted;
 pub mod install;
-mod keyfile;
 pub mod mark;
 pub mod report;
 pub mod slots;
@@ -30,6 +29,9 @@ pub mod status_file;
 pub mod system_conf;
 mod timestamp;
 pub mod version;
+
+// system.conf and central.raucs use the bundle crate's key-file codec (manifests use it too).
+use outpost_bundle::keyfile;
 
 pub use install::{install, InstallOptions, Progress, Refusal};
 pub use slots::{Booted, Slot, SlotActivity, SlotId, SlotTable, SlotType};

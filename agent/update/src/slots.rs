@@ -294,4 +294,4 @@ impl SlotTable {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -1,163 +1,14 @@
-//! Test fixtures made at test time with the real tools (openssl, rauc,
-//! mksquashfs, mkfs.ext4): a small PKI like rauc-demo/make.sh, and bundles.
-//! Nothing binary is committed.
+//! This crate's fixture, made with `outpost-testkit` (real openssl, rauc, mksquashfs,
+//! mkfs.ext4): two CAs, EC/RSA/EKU signers, an ext4 and a raw image, and bundles of both.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::sync::OnceLock;
 
+pub use outpost_testkit::run;
+use outpost_testkit::{ensure_tools, noise, rauc_bundle, KeyType, Manifest, Pki};
+
 pub const COMPATIBLE: &str = "Outpost Test Board";
-
-/// Runs a command, panicking with its output if it fails.
-pub fn run(cmd: &mut Command) -> Output {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn have(tool: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
-/// Installs the real tools if missing (the machine is Debian, tests run as root).
-/// Fails loudly rather than skipping: these comparisons are the point.
-fn ensure_tools() {
-    let tools = ["rauc", "mksquashfs", "openssl", "mkfs.ext4"];
-    if tools.iter().all(|t| have(t)) {
-        return;
-    }
-    let _ = Command::new("apt-get")
-        .args([
-            "install",
-            "-y",
-            "rauc",
-            "squashfs-tools",
-            "openssl",
-            "e2fsprogs",
-        ])
-        .env("DEBIAN_FRONTEND", "noninteractive")
-        .output();
-    for t in tools {
-        assert!(
-            have(t),
-            "required tool '{t}' is missing and could not be installed"
-        );
-    }
-}
-
-const OPENSSL_CNF: &str = "\
-[ req ]
-distinguished_name = dn
-prompt = no
-[ dn ]
-CN = placeholder
-[ v3_ca ]
-basicConstraints = critical, CA:true
-keyUsage = critical, keyCertSign, cRLSign
-subjectKeyIdentifier = hash
-[ v3_signer ]
-basicConstraints = critical, CA:false
-keyUsage = critical, digitalSignature
-subjectKeyIdentifier = hash
-authorityKeyIdentifier = keyid
-";
-
-/// A CA and its signers, as PEM files in `dir`.
-pub struct Pki {
-    pub dir: PathBuf,
-}
-
-impl Pki {
-    pub fn ca_pem(&self, ca: &str) -> PathBuf {
-        self.dir.join(format!("{ca}.ca.pem"))
-    }
-
-    pub fn cert(&self, signer: &str) -> PathBuf {
-        self.dir.join(format!("{signer}.pem"))
-    }
-
-    pub fn key(&self, signer: &str) -> PathBuf {
-        self.dir.join(format!("{signer}.key"))
-    }
-
-    fn make_ca(&self, ca: &str) {
-        run(Command::new("openssl")
-            .current_dir(&self.dir)
-            .args([
-                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "3650",
-            ])
-            .args(["-config", "openssl.cnf", "-extensions", "v3_ca"])
-            .args([
-                "-keyout",
-                &format!("{ca}.ca.key"),
-                "-out",
-                &format!("{ca}.ca.pem"),
-            ])
-            .args(["-subj", &format!("/O=Outpost Test/CN={ca} Root CA")]));
-    }
-
-    /// `key` is an openssl `-newkey` spec; `eku` an extendedKeyUsage value or "".
-    fn make_signer(&self, ca: &str, name: &str, key: &[&str], eku: &str) {
-        run(Command::new("openssl")
-            .current_dir(&self.dir)
-            .args(["req", "-nodes", "-config", "openssl.cnf"])
-            .args(key)
-            .args([
-                "-keyout",
-                &format!("{name}.key"),
-                "-out",
-                &format!("{name}.csr"),
-            ])
-            .args(["-subj", &format!("/O=Outpost Test/CN={name}")]));
-        let ext = format!("{name}.ext");
-        let mut text =
-            "[x]\nbasicConstraints = critical, CA:false\nkeyUsage = critical, digitalSignature\n\
-                        subjectKeyIdentifier = hash\nauthorityKeyIdentifier = keyid\n"
-                .to_string();
-        if !eku.is_empty() {
-            text.push_str(&format!("extendedKeyUsage = {eku}\n"));
-        }
-        std::fs::write(self.dir.join(&ext), text).unwrap();
-        run(Command::new("openssl")
-            .current_dir(&self.dir)
-            .args([
-                "x509",
-                "-req",
-                "-days",
-                "3650",
-                "-in",
-                &format!("{name}.csr"),
-            ])
-            .args([
-                "-CA",
-                &format!("{ca}.ca.pem"),
-                "-CAkey",
-                &format!("{ca}.ca.key"),
-                "-CAcreateserial",
-            ])
-            .args([
-                "-extfile",
-                &ext,
-                "-extensions",
-                "x",
-                "-out",
-                &format!("{name}.pem"),
-            ]));
-    }
-}
-
-const EC: &[&str] = &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"];
-const RSA: &[&str] = &["-newkey", "rsa:2048"];
 
 /// Everything the integration tests share, made once per test binary.
 pub struct Fixture {
@@ -182,18 +33,18 @@ pub fn fixture() -> &'static Fixture {
         ensure_tools();
         let tmp = tempfile::tempdir().unwrap();
         let root = tmp.path().to_path_buf();
-        let pki = Pki {
-            dir: root.join("pki"),
+        let pki = Pki::new(&root.join("pki"));
+        for ca in ["main", "other"] {
+            pki.ca(&ca_name(ca), &format!("{ca} Root CA"), KeyType::Rsa2048);
+        }
+        let signer = |ca: &str, name: &str, key, eku| {
+            pki.signer(&ca_name(ca), name, name, key, eku);
         };
-        std::fs::create_dir_all(&pki.dir).unwrap();
-        std::fs::write(pki.dir.join("openssl.cnf"), OPENSSL_CNF).unwrap();
-        pki.make_ca("main");
-        pki.make_ca("other");
-        pki.make_signer("main", "Outpost Release Signer", EC, "");
-        pki.make_signer("main", "Outpost RSA Signer", RSA, "");
-        pki.make_signer("other", "Rogue Signer", EC, "");
+        signer("main", "Outpost Release Signer", KeyType::Ec, "");
+        signer("main", "Outpost RSA Signer", KeyType::Rsa2048, "");
+        signer("other", "Rogue Signer", KeyType::Ec, "");
         for (name, eku) in EKU_SIGNERS {
-            pki.make_signer("main", name, EC, eku);
+            signer("main", name, KeyType::Ec, eku);
         }
         // Images: a 2 MiB ext4 built from a directory (no mount) and raw random bytes.
         let src = root.join("src");
@@ -206,18 +57,9 @@ pub fn fixture() -> &'static Fixture {
             .arg(&rootfs)
             .arg("2M"));
         let appfs = src.join("appfs.img");
-        // xorshift noise: incompressible, so squashfs stores it verbatim and
-        // tests can find (and tamper with) image bytes inside the payload.
-        let mut x = 0x9e3779b97f4a7c15u64;
-        let raw: Vec<u8> = (0..300_000)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                (x >> 24) as u8
-            })
-            .collect();
-        std::fs::write(&appfs, raw).unwrap();
+        // Incompressible: squashfs stores it verbatim, so tests can find (and tamper with)
+        // image bytes inside the payload.
+        std::fs::write(&appfs, noise(1, 300_000)).unwrap();
         Fixture {
             _tmp: tmp,
             root,
@@ -236,22 +78,25 @@ impl Fixture {
         std::fs::create_dir_all(&content).unwrap();
         std::fs::copy(&self.rootfs, content.join("rootfs.ext4")).unwrap();
         std::fs::copy(&self.appfs, content.join("appfs.img")).unwrap();
-        let manifest = format!(
-            "[update]\ncompatible={COMPATIBLE}\nversion=2026.11.{name_len}\ndescription=test bundle {name}\n\
-             build=20261122T{name_len:04}\n\n[bundle]\nformat={format}\n\n\
-             [image.rootfs]\nfilename=rootfs.ext4\n\n[image.appfs]\nfilename=appfs.img\n",
-            name_len = name.len()
-        );
-        std::fs::write(content.join("manifest.raucm"), manifest).unwrap();
+        let version = format!("2026.11.{}", name.len());
+        let description = format!("test bundle {name}");
+        let build = format!("20261122T{:04}", name.len());
+        let manifest = Manifest {
+            compatible: COMPATIBLE,
+            version: &version,
+            description: &description,
+            build: &build,
+            format,
+            images: &[("rootfs", "rootfs.ext4"), ("appfs", "appfs.img")],
+        };
         let out = self.root.join(format!("{name}.raucb"));
-        let _ = std::fs::remove_file(&out);
-        run(Command::new("rauc")
-            .arg("bundle")
-            .arg(format!("--cert={}", self.pki.cert(signer).display()))
-            .arg(format!("--key={}", self.pki.key(signer).display()))
-            .arg(&content)
-            .arg(&out));
+        rauc_bundle(&content, &manifest, &self.pki, signer, &out);
         out
+    }
+
+    /// The certificate of CA `ca` (`main` or `other`).
+    pub fn ca_pem(&self, ca: &str) -> PathBuf {
+        self.pki.cert(&ca_name(ca))
     }
 
     /// A copy of `bundle` with `edit` applied to its bytes.
@@ -270,12 +115,16 @@ impl Fixture {
             .join(format!("system-{ca}-{}.conf", purpose.unwrap_or("default")));
         let mut text = format!(
             "[system]\ncompatible={COMPATIBLE}\nbootloader=noop\n\n[keyring]\npath={}\n",
-            self.pki.ca_pem(ca).display()
+            self.ca_pem(ca).display()
         );
         if let Some(p) = purpose {
             text.push_str(&format!("check-purpose={p}\n"));
         }
-        std::fs::write(&path, text).unwrap();
+        // Tests run in parallel and share these files: replace atomically, never truncate one
+        // that a running `rauc info` is reading.
+        let tmp = path.with_extension(format!("tmp{:?}", std::thread::current().id()));
+        std::fs::write(&tmp, text).unwrap();
+        std::fs::rename(&tmp, &path).unwrap();
         path
     }
 }
@@ -294,4 +143,9 @@ pub fn rauc_info(conf: &Path, args: &[&str], bundle: &Path) -> (bool, String, St
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// CA files are `NAME.ca.pem` / `NAME.ca.key`.
+fn ca_name(ca: &str) -> String {
+    format!("{ca}.ca")
 }

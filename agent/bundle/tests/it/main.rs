@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 const SIGNER: &str = "Outpost Release Signer";
 
 fn keyring(ca: &str) -> Keyring {
-    Keyring::from_pem(&std::fs::read(fixture().pki.ca_pem(ca)).unwrap()).unwrap()
+    Keyring::from_pem(&std::fs::read(fixture().ca_pem(ca)).unwrap()).unwrap()
 }
 
 fn now() -> VerifyOptions {

@@ -4,11 +4,12 @@
 //! Slot writes: the device is opened for writing without truncation (block devices cannot be
 //! truncated and RAUC does not truncate file-backed slots either), the image is streamed from
 //! the bundle through `extract_image` (which hashes what it streams and checks size and sha256
-//! at the end), capped at the manifest size so a lying payload cannot write past the image,
-//! then `fsync`ed. Only then is the status recorded and, after all images, the slot activated.
+//! at the end), capped at the manifest size so a lying payload cannot write past the image
+//! ([`SlotWriter`], which also starts writeback early), then `fsync`ed. Only then is the
+//! status recorded and, after all images, the slot activated.
 
-use std::fs::{File, OpenOptions};
-use std::io::{self, Write};
+use std::fs::OpenOptions;
+use std::io;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -17,6 +18,7 @@ use outpost_bundle::{BundleError, VerifiedBundle};
 
 use super::plan::{ImageTarget, Plan, Step};
 use super::progress::{Progress, ProgressMeter};
+use super::slot_writer::SlotWriter;
 use crate::slots::SlotId;
 use crate::status_file::{CentralStatus, SlotStatus, StatusFileError};
 use crate::timestamp::rauc_timestamp;
@@ -195,12 +197,7 @@ fn write_image(
             device: t.device.clone(),
             source,
         })?;
-    let mut out = CappedWriter {
-        file: &mut file,
-        written: 0,
-        cap: t.size,
-        on_bytes,
-    };
+    let mut out = SlotWriter::new(&mut file, t.size, on_bytes);
     let n = bundle
         .extract_image(&t.class, &mut out)
         .map_err(|source| InstallError::Write {
@@ -213,32 +210,4 @@ fn write_image(
         source,
     })?;
     Ok(n)
-}
-
-/// Refuses to write more than the manifest size: the planner checked that size against the
-/// slot, so the slot is never overrun even if the payload file is longer than declared.
-struct CappedWriter<'a> {
-    file: &'a mut File,
-    written: u64,
-    cap: u64,
-    on_bytes: &'a mut dyn FnMut(u64),
-}
-
-impl Write for CappedWriter<'_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        if self.written + buf.len() as u64 > self.cap {
-            return Err(io::Error::other(format!(
-                "image is larger than the {} bytes the manifest declares",
-                self.cap
-            )));
-        }
-        let n = self.file.write(buf)?;
-        self.written += n as u64;
-        (self.on_bytes)(n as u64);
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.file.flush()
-    }
 }

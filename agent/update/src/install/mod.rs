@@ -5,6 +5,7 @@
 mod execute;
 mod plan;
 mod progress;
+mod slot_writer;
 
 use std::collections::BTreeMap;
 use std::fs::File;

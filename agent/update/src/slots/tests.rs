@@ -1,6 +1,7 @@
 use super::*;
 
-fn slot(name: &str, bootname: Option<&str>, parent: Option<&str>) -> Slot {
+/// A raw slot on `/dev/NAME` (also used by the planner's tests).
+pub(crate) fn slot(name: &str, bootname: Option<&str>, parent: Option<&str>) -> Slot {
     Slot {
         id: SlotId::parse(name).unwrap(),
         device: PathBuf::from(format!("/dev/{name}")),

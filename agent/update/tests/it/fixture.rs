@@ -1,16 +1,20 @@
-//! Test fixtures made with the real tools (openssl, rauc, grub-editenv, dbus-daemon), after
-//! rauc-demo/make.sh and outpost-bundle's fixture: a PKI, bundles, and simulated devices with
-//! file-backed slots and a grubenv. Nothing binary is committed.
+//! This crate's fixture, made with `outpost-testkit` (real openssl, rauc, grub-editenv) plus
+//! dbus-daemon: a PKI, bundles, simulated devices with file-backed slots and a grubenv, and
+//! the real `rauc service` to compare with.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime};
 
 use outpost_boot::grub::GrubBackend;
 use outpost_boot::SlotName;
 use outpost_bundle::{Bundle, Keyring, VerifiedBundle, VerifyOptions};
-use outpost_update::SystemConfig;
+use outpost_testkit::{grubenv, rauc_bundle, write_slot, KeyType, Manifest, Pki};
+use outpost_update::install::{install, Environment, Error, InstallOptions, InstallReport};
+use outpost_update::{Booted, Progress, SystemConfig};
+
+use outpost_testkit::noise;
 
 pub const COMPATIBLE: &str = "Outpost Test Board";
 pub const ROOTFS_LEN: usize = 1024 * 1024;
@@ -19,29 +23,11 @@ pub const APPFS_LEN: usize = 300_000;
 pub const ROOTFS_SLOT: u64 = 2 * 1024 * 1024;
 pub const APPFS_SLOT: u64 = 1024 * 1024;
 
-pub fn run(cmd: &mut Command) -> Output {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-const OPENSSL_CNF: &str = "[ req ]\ndistinguished_name = dn\nprompt = no\n[ dn ]\nCN = x\n\
-[ v3_ca ]\nbasicConstraints = critical, CA:true\nkeyUsage = critical, keyCertSign, cRLSign\n\
-subjectKeyIdentifier = hash\n\
-[ v3_signer ]\nbasicConstraints = critical, CA:false\nkeyUsage = critical, digitalSignature\n\
-subjectKeyIdentifier = hash\nauthorityKeyIdentifier = keyid\n";
-
 pub struct Fixture {
     _tmp: tempfile::TempDir,
     pub root: PathBuf,
     pub ca: PathBuf,
+    pub pki: Pki,
 }
 
 /// Shared PKI, made once per test binary (the power-cut child makes its own).
@@ -50,60 +36,16 @@ pub fn fixture() -> &'static Fixture {
     F.get_or_init(|| {
         let tmp = tempfile::tempdir().unwrap();
         let root = tmp.path().to_path_buf();
-        let pki = root.join("pki");
-        std::fs::create_dir_all(&pki).unwrap();
-        std::fs::write(pki.join("openssl.cnf"), OPENSSL_CNF).unwrap();
-        let ec = [
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-        ];
-        run(Command::new("openssl")
-            .current_dir(&pki)
-            .args(["req", "-x509", "-days", "3650", "-config", "openssl.cnf"])
-            .args(ec)
-            .args([
-                "-extensions",
-                "v3_ca",
-                "-keyout",
-                "ca.key",
-                "-out",
-                "ca.pem",
-            ])
-            .args(["-subj", "/O=Outpost Test/CN=Update Test CA"]));
-        run(Command::new("openssl")
-            .current_dir(&pki)
-            .args(["req", "-config", "openssl.cnf"])
-            .args(ec)
-            .args(["-keyout", "signer.key", "-out", "signer.csr"])
-            .args(["-subj", "/O=Outpost Test/CN=Update Test Signer"]));
-        run(Command::new("openssl")
-            .current_dir(&pki)
-            .args(["x509", "-req", "-days", "3650", "-in", "signer.csr"])
-            .args(["-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial"])
-            .args(["-extfile", "openssl.cnf", "-extensions", "v3_signer"])
-            .args(["-out", "signer.pem"]));
+        let pki = Pki::new(&root.join("pki"));
+        let ca = pki.ca("ca", "Update Test CA", KeyType::Ec);
+        pki.signer("ca", "signer", "Update Test Signer", KeyType::Ec, "");
         Fixture {
-            ca: pki.join("ca.pem"),
+            ca,
+            pki,
             root,
             _tmp: tmp,
         }
     })
-}
-
-/// Deterministic incompressible bytes (xorshift), different per seed.
-pub fn noise(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
 }
 
 /// What goes into a bundle.
@@ -145,20 +87,17 @@ impl Fixture {
             noise(spec.seed + 1000, APPFS_LEN),
         )
         .unwrap();
-        let manifest = format!(
-            "[update]\ncompatible={}\nversion={}\ndescription=update test {}\nbuild=b{}\n\n\
-             [bundle]\nformat={}\n\n[image.rootfs]\nfilename=rootfs.img\n\n\
-             [image.appfs]\nfilename=appfs.img\n",
-            spec.compatible, spec.version, spec.name, spec.seed, spec.format
-        );
-        std::fs::write(content.join("manifest.raucm"), manifest).unwrap();
-        let pki = self.root.join("pki");
-        run(Command::new("rauc")
-            .arg("bundle")
-            .arg(format!("--cert={}", pki.join("signer.pem").display()))
-            .arg(format!("--key={}", pki.join("signer.key").display()))
-            .arg(&content)
-            .arg(&out));
+        let description = format!("update test {}", spec.name);
+        let build = format!("b{}", spec.seed);
+        let manifest = Manifest {
+            compatible: spec.compatible,
+            version: spec.version,
+            description: &description,
+            build: &build,
+            format: spec.format,
+            images: &[("rootfs", "rootfs.img"), ("appfs", "appfs.img")],
+        };
+        rauc_bundle(&content, &manifest, &self.pki, "signer", &out);
         out
     }
 
@@ -189,20 +128,9 @@ impl Device {
                 APPFS_SLOT
             };
             // Distinct old content per slot, so "unchanged" and "overwritten" are visible.
-            let mut bytes = noise(100 + i as u64, size as usize);
-            bytes.truncate(size as usize);
-            std::fs::write(dir.join("slots").join(name), bytes).unwrap();
+            write_slot(&dir.join("slots").join(name), 100 + i as u64, size as usize);
         }
-        let env = dir.join("grubenv");
-        run(Command::new("grub-editenv").arg(&env).arg("create"));
-        run(Command::new("grub-editenv").arg(&env).args([
-            "set",
-            "ORDER=A B",
-            "A_OK=1",
-            "A_TRY=0",
-            "B_OK=1",
-            "B_TRY=0",
-        ]));
+        grubenv(&dir.join("grubenv"));
         let d = dir.display();
         let mut conf = format!(
             "[system]\ncompatible={COMPATIBLE}\nbootloader=grub\ngrubenv={d}/grubenv\n\
@@ -229,6 +157,35 @@ impl Device {
         SystemConfig::parse(&std::fs::read(&self.conf_path).unwrap(), &self.dir).unwrap()
     }
 
+    /// Our install of `bundle` into this device (its system.conf, grubenv and central.raucs),
+    /// booted from `booted`.
+    pub fn install(
+        &self,
+        bundle: &Path,
+        booted: &Booted,
+        opts: &InstallOptions,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<InstallReport, Error> {
+        let conf = self.conf();
+        let grub = self.grub();
+        let status = self.status_path();
+        let env = Environment {
+            bootloader: &grub,
+            status_file: Some(&status),
+            now: &SystemTime::now,
+        };
+        let vb = fixture().open(bundle);
+        install(
+            &vb,
+            &conf.compatible,
+            &conf.slots,
+            booted,
+            opts,
+            &env,
+            progress,
+        )
+    }
+
     pub fn grub(&self) -> GrubBackend {
         let names = ["A", "B"].map(|n| SlotName::new(n).unwrap()).to_vec();
         GrubBackend::new(self.dir.join("grubenv"), names)
@@ -244,24 +201,15 @@ impl Device {
 
     /// `grub-editenv list`, the real tool's view.
     pub fn grub_list(&self) -> String {
-        let out = run(Command::new("grub-editenv")
-            .arg(self.dir.join("grubenv"))
-            .arg("list"));
-        String::from_utf8(out.stdout).unwrap()
+        outpost_testkit::grub_list(&self.dir.join("grubenv"))
     }
 
     /// Every file the install may touch, for "nothing was written" checks.
     pub fn snapshot(&self) -> Vec<(String, Vec<u8>)> {
-        let mut files: Vec<String> = SLOT_FILES.iter().map(|s| format!("slots/{s}")).collect();
-        files.push("grubenv".into());
-        files.push("data/central.raucs".into());
-        files
-            .into_iter()
-            .map(|f| {
-                let bytes = std::fs::read(self.dir.join(&f)).unwrap_or_default();
-                (f, bytes)
-            })
-            .collect()
+        let slots: Vec<String> = SLOT_FILES.iter().map(|s| format!("slots/{s}")).collect();
+        let mut files: Vec<&str> = slots.iter().map(String::as_str).collect();
+        files.extend(["grubenv", "data/central.raucs"]);
+        outpost_testkit::snapshot(&self.dir, &files)
     }
 }
 

@@ -4,7 +4,7 @@
 use std::time::SystemTime;
 
 use outpost_update::booted::booted_from_cmdline;
-use outpost_update::install::{install, Environment, InstallOptions};
+use outpost_update::install::InstallOptions;
 use outpost_update::mark::{mark, MarkState};
 use outpost_update::{Booted, CentralStatus, SlotId};
 
@@ -16,23 +16,11 @@ fn booted_a(dev: &Device) -> Booted {
 }
 
 fn ours_install(dev: &Device, bundle: &std::path::Path) -> Vec<(u8, String)> {
-    let conf = dev.conf();
-    let grub = dev.grub();
-    let status = dev.status_path();
-    let env = Environment {
-        bootloader: &grub,
-        status_file: Some(&status),
-        now: &SystemTime::now,
-    };
     let mut progress = Vec::new();
-    let vb = fixture().open(bundle);
-    install(
-        &vb,
-        &conf.compatible,
-        &conf.slots,
+    dev.install(
+        bundle,
         &booted_a(dev),
         &InstallOptions::default(),
-        &env,
         &mut |p| progress.push((p.percent, p.step)),
     )
     .unwrap();

@@ -1,36 +1,18 @@
 //! Refused installs write nothing: every slot file, the grubenv and central.raucs keep their
 //! bytes. Where the real rauc refuses the same bundle, it is run too.
 
-use std::time::SystemTime;
-
-use outpost_update::install::{install, Environment, Error, InstallOptions, Refusal};
+use outpost_update::install::{Error, InstallOptions, Refusal};
 use outpost_update::{Booted, SlotId};
 
 use crate::fixture::{fixture, BundleSpec, Device, RaucService, ROOTFS_SLOT};
 
 fn try_install(dev: &Device, bundle: &std::path::Path, opts: &InstallOptions) -> Refusal {
-    let conf = dev.conf();
-    let grub = dev.grub();
-    let status = dev.status_path();
-    let env = Environment {
-        bootloader: &grub,
-        status_file: Some(&status),
-        now: &SystemTime::now,
-    };
     let booted = Booted::Slot(SlotId::parse("rootfs.0").unwrap());
-    let vb = fixture().open(bundle);
     let before = dev.snapshot();
     let mut calls = 0;
-    let err = install(
-        &vb,
-        &conf.compatible,
-        &conf.slots,
-        &booted,
-        opts,
-        &env,
-        &mut |_| calls += 1,
-    )
-    .expect_err("install must be refused");
+    let err = dev
+        .install(bundle, &booted, opts, &mut |_| calls += 1)
+        .expect_err("install must be refused");
     let after = dev.snapshot();
     for ((name, a), (_, b)) in before.iter().zip(&after) {
         assert!(a == b, "{name} changed by a refused install");

@@ -1,5 +1,5 @@
 use super::*;
-use crate::slots::{Slot, SlotType};
+use crate::slots::tests::{ab_table as table, slot};
 
 const SHA: &str = "a279994684225de8b805194dcdbc43bc5007a62e585faa9cc52d727a2032c904";
 
@@ -10,27 +10,6 @@ fn manifest(extra: &str) -> Manifest {
          [image.appfs]\nsha256={SHA}\nsize=10\nfilename=appfs.img\n{extra}"
     );
     Manifest::parse(text.as_bytes()).unwrap()
-}
-
-fn slot(name: &str, bootname: Option<&str>, parent: Option<&str>) -> Slot {
-    Slot {
-        id: SlotId::parse(name).unwrap(),
-        device: PathBuf::from(format!("/dev/{name}")),
-        slot_type: SlotType::Raw,
-        bootname: bootname.map(|b| SlotName::new(b).unwrap()),
-        parent: parent.map(|p| SlotId::parse(p).unwrap()),
-        readonly: false,
-    }
-}
-
-fn table() -> SlotTable {
-    SlotTable::new(vec![
-        slot("rootfs.0", Some("A"), None),
-        slot("rootfs.1", Some("B"), None),
-        slot("appfs.0", None, Some("rootfs.0")),
-        slot("appfs.1", None, Some("rootfs.1")),
-    ])
-    .unwrap()
 }
 
 fn sizes(t: &SlotTable, size: u64) -> BTreeMap<SlotId, u64> {
