@@ -322,6 +322,13 @@ impl Config {
                 "uploader.backoff_base_ms must be at least 1 and backoff_cap_ms at least backoff_base_ms".into(),
             ));
         }
+        // A day is longer than any sensible retry pause and keeps time arithmetic far from overflow.
+        const DAY_MS: u64 = 24 * 60 * 60 * 1000;
+        if uploader.backoff_cap_ms > DAY_MS {
+            return Err(invalid(format!(
+                "uploader.backoff_cap_ms must be at most {DAY_MS} (one day)"
+            )));
+        }
         if uploader.request_timeout_ms == 0 {
             return Err(invalid(
                 "uploader.request_timeout_ms must be at least 1".into(),

@@ -98,6 +98,20 @@ pub struct TlsConfig {
     pub client_ca: PathBuf,
 }
 
+/// `line L, column C: MESSAGE`, never the text of the line itself.
+fn toml_error_without_source(e: &toml::de::Error, text: &str) -> String {
+    let message = e.message().trim_end();
+    match e.span() {
+        Some(span) => {
+            let before = &text.as_bytes()[..span.start.min(text.len())];
+            let line = before.iter().filter(|b| **b == b'\n').count() + 1;
+            let column = before.iter().rev().take_while(|b| **b != b'\n').count() + 1;
+            format!("line {line}, column {column}: {message}")
+        }
+        None => message.to_owned(),
+    }
+}
+
 impl Config {
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
@@ -109,9 +123,11 @@ impl Config {
 
     /// Parses `text` as if it had been read from `path` (which anchors relative paths).
     pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        // toml's Display quotes the offending line, which may hold a legacy device key: report
+        // only the message and where it is.
         let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: path.to_owned(),
-            message: e.to_string().trim_end().to_owned(),
+            message: toml_error_without_source(&e, text),
         })?;
         let invalid = |message: String| ConfigError::Invalid {
             path: path.to_owned(),
@@ -193,6 +209,17 @@ mod tests {
     use super::*;
 
     const MINIMAL: &str = "[tls]\ncert = \"s.pem\"\nkey = \"/abs/s.key\"\nclient_ca = \"ca.pem\"\n";
+
+    #[test]
+    fn syntax_errors_never_echo_the_line_that_may_hold_a_secret() {
+        let text =
+            "listen = \"127.0.0.1:1\"\n[legacy_device_keys]\n\"s3cret-key-abc\" = device-007\n";
+        let err = Config::parse(text, Path::new("/x/hub.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("s3cret"), "{err}");
+        assert!(err.contains("line 3"), "{err}");
+    }
 
     #[test]
     fn defaults_and_relative_paths() {

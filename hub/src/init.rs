@@ -111,7 +111,7 @@ pub fn run(opts: &InitOptions) -> Result<InitSummary, InitError> {
     }
     // hub.toml last: its presence marks a finished setup, and is what a rerun refuses to clobber.
     let hub_config = dir.join("hub.toml");
-    write(&hub_config, &config::render_hub_toml(listen), PUBLIC_MODE)?;
+    write(&hub_config, &config::render_hub_toml(listen), SECRET_MODE)?;
     Ok(InitSummary {
         dir: dir.clone(),
         listen,

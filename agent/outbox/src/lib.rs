@@ -76,6 +76,15 @@ pub struct Accepted {
     pub duplicate: bool,
 }
 
+/// Which stored record an upload carried: its id AND its checksum. Acks and rejections name
+/// records this way, because an id alone can meanwhile belong to another record (the one sent
+/// was evicted and the id published again with a new payload) that the hub never saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sent {
+    pub id: RecordId,
+    pub sha256: String,
+}
+
 #[derive(Debug, Clone)]
 pub struct StoredRecord {
     pub seq: i64,
@@ -85,6 +94,15 @@ pub struct StoredRecord {
     pub created_at_ms: i64,
     pub payload: Vec<u8>,
     pub sha256: String,
+}
+
+impl StoredRecord {
+    pub fn sent(&self) -> Sent {
+        Sent {
+            id: self.id.clone(),
+            sha256: self.sha256.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -229,14 +247,14 @@ impl Outbox {
 
     /// Deletes records the hub acknowledged and counts them as delivered. Unknown ids (evicted
     /// meanwhile, or acknowledged twice) are ignored. Resolves to the number deleted.
-    pub fn ack(&self, ids: Vec<RecordId>) -> Receipt<Result<usize, OutboxError>> {
+    pub fn ack(&self, ids: Vec<Sent>) -> Receipt<Result<usize, OutboxError>> {
         let (reply, rx) = oneshot::channel();
         self.send(Request::Ack { ids, reply }, rx, count_closed)
     }
 
     /// Moves records the hub rejected to the dead letters with its reason (kept, never
     /// retried). Resolves to the number moved.
-    pub fn reject(&self, rejected: Vec<(RecordId, String)>) -> Receipt<Result<usize, OutboxError>> {
+    pub fn reject(&self, rejected: Vec<(Sent, String)>) -> Receipt<Result<usize, OutboxError>> {
         let (reply, rx) = oneshot::channel();
         self.send(
             Request::Reject {

@@ -6,13 +6,13 @@
 //! INSERT only rolls back its own statement), and eviction runs inside a savepoint.
 //! A `rusqlite::Error` returned from here means the storage itself failed.
 
-use outpost_proto::{Priority, RecordId};
+use outpost_proto::Priority;
 use rusqlite::{ffi, params, Connection, OptionalExtension};
 
 use crate::admission::{admit, eviction_order, Admission};
 use crate::ledger::{priority_from_rank, Ledger, Removal};
 use crate::request::PreparedRecord;
-use crate::{Accepted, EnqueueError};
+use crate::{Accepted, EnqueueError, Sent};
 
 /// Longest reason kept in `dead_letter`, in characters (the hub's text is not trusted).
 const MAX_REASON_CHARS: usize = 1000;
@@ -215,15 +215,16 @@ impl Apply<'_> {
         Ok(true)
     }
 
-    /// Deletes delivered records. Unknown ids are not an error (evicted meanwhile, or acked twice).
-    pub(crate) fn ack(&mut self, ids: &[RecordId]) -> rusqlite::Result<usize> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("DELETE FROM records WHERE id = ?1 RETURNING stream, priority, size")?;
+    /// Deletes delivered records. Unknown ones are not an error (evicted meanwhile, acked twice,
+    /// or the id now names a newer record with another payload, which stays pending).
+    pub(crate) fn ack(&mut self, sent: &[Sent]) -> rusqlite::Result<usize> {
+        let mut stmt = self.conn.prepare_cached(
+            "DELETE FROM records WHERE id = ?1 AND sha256 = ?2 RETURNING stream, priority, size",
+        )?;
         let mut count = 0;
-        for id in ids {
+        for s in sent {
             let row = stmt
-                .query_row([id.as_str()], |r| {
+                .query_row([s.id.as_str(), s.sha256.as_str()], |r| {
                     Ok((
                         r.get::<_, String>(0)?,
                         r.get::<_, i64>(1)?,
@@ -246,10 +247,10 @@ impl Apply<'_> {
     }
 
     /// Moves records the hub refused to `dead_letter` with its reason.
-    pub(crate) fn reject(&mut self, items: &[(RecordId, String)]) -> rusqlite::Result<usize> {
+    pub(crate) fn reject(&mut self, items: &[(Sent, String)]) -> rusqlite::Result<usize> {
         let mut count = 0;
-        for (id, reason) in items {
-            if self.move_to_dead_letter(DeadKey::Id(id.as_str()), reason, Removal::Rejected)? {
+        for (s, reason) in items {
+            if self.move_to_dead_letter(DeadKey::Sent(s), reason, Removal::Rejected)? {
                 count += 1;
             }
         }
@@ -267,40 +268,42 @@ impl Apply<'_> {
         Ok(count)
     }
 
+    /// Moves the record a hub rejection names (id and checksum) to `dead_letter`.
     fn move_to_dead_letter(
         &mut self,
         key: DeadKey<'_>,
         reason: &str,
         why: Removal,
     ) -> rusqlite::Result<bool> {
+        let seq = match key {
+            DeadKey::Seq(seq) => seq,
+            DeadKey::Sent(s) => {
+                let found = self
+                    .conn
+                    .prepare_cached("SELECT seq FROM records WHERE id = ?1 AND sha256 = ?2")?
+                    .query_row([s.id.as_str(), s.sha256.as_str()], |r| r.get::<_, i64>(0))
+                    .optional()?;
+                match found {
+                    Some(seq) => seq,
+                    None => return Ok(false),
+                }
+            }
+        };
         let reason: String = reason.chars().take(MAX_REASON_CHARS).collect();
-        let (copy_sql, delete_sql) = match key {
-            DeadKey::Id(_) => (
-                "INSERT INTO dead_letter (id, stream, priority, created_at_ms, payload, sha256, size, reason, dead_at_ms)
-                 SELECT id, stream, priority, created_at_ms, payload, sha256, size, ?2, ?3 FROM records WHERE id = ?1",
-                "DELETE FROM records WHERE id = ?1 RETURNING stream, priority, size",
-            ),
-            DeadKey::Seq(_) => (
+        let copied = self
+            .conn
+            .prepare_cached(
                 "INSERT INTO dead_letter (id, stream, priority, created_at_ms, payload, sha256, size, reason, dead_at_ms)
                  SELECT id, stream, priority, created_at_ms, payload, sha256, size, ?2, ?3 FROM records WHERE seq = ?1",
-                "DELETE FROM records WHERE seq = ?1 RETURNING stream, priority, size",
-            ),
-        };
-        let key: &dyn rusqlite::ToSql = match &key {
-            DeadKey::Id(id) => id,
-            DeadKey::Seq(seq) => seq,
-        };
-        let copied =
-            self.conn
-                .prepare_cached(copy_sql)?
-                .execute(params![key, reason, self.now_ms])?;
+            )?
+            .execute(params![seq, reason, self.now_ms])?;
         if copied == 0 {
             return Ok(false);
         }
         let row = self
             .conn
-            .prepare_cached(delete_sql)?
-            .query_row([key], |r| {
+            .prepare_cached("DELETE FROM records WHERE seq = ?1 RETURNING stream, priority, size")?
+            .query_row([seq], |r| {
                 Ok((
                     r.get::<_, String>(0)?,
                     r.get::<_, i64>(1)?,
@@ -323,6 +326,6 @@ impl Apply<'_> {
 
 #[derive(Clone, Copy)]
 enum DeadKey<'a> {
-    Id(&'a str),
+    Sent(&'a Sent),
     Seq(i64),
 }

@@ -4,7 +4,7 @@ use outpost_proto::{sha256_hex, Priority, RecordId, StreamName};
 use tokio::sync::oneshot;
 
 use crate::admission::record_size;
-use crate::{Accepted, EnqueueError, NewRecord, OutboxError};
+use crate::{Accepted, EnqueueError, NewRecord, OutboxError, Sent};
 
 pub(crate) type EnqueueReply = oneshot::Sender<Result<Accepted, EnqueueError>>;
 pub(crate) type CountReply = oneshot::Sender<Result<usize, OutboxError>>;
@@ -53,11 +53,11 @@ pub(crate) enum Request {
         reply: EnqueueReply,
     },
     Ack {
-        ids: Vec<RecordId>,
+        ids: Vec<Sent>,
         reply: CountReply,
     },
     Reject {
-        items: Vec<(RecordId, String)>,
+        items: Vec<(Sent, String)>,
         reply: CountReply,
     },
     /// Move rows found corrupt by the reader, by `seq`, with a reason.

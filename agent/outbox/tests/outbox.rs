@@ -30,10 +30,16 @@ fn reopen_keeps_records_order_and_counters() {
             .unwrap();
     }
     clock.set(2_000);
-    assert_eq!(outbox.ack(vec![id("t0"), id("t1")]).wait().unwrap(), 2);
     assert_eq!(
         outbox
-            .reject(vec![(id("t2"), "schema".into())])
+            .ack(vec![sent("t0", b"{\"x\":1}"), sent("t1", b"{\"x\":1}")])
+            .wait()
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        outbox
+            .reject(vec![(sent("t2", b"{\"x\":1}"), "schema".into())])
             .wait()
             .unwrap(),
         1
@@ -134,7 +140,7 @@ fn duplicate_is_accepted_once_and_conflict_is_refused() {
     assert_eq!(stats.totals.pending, 1);
     assert_eq!(stream(&stats.streams, "s").refused, 0);
     // Once delivered, the id is no longer pending: the same id is stored again.
-    outbox.ack(vec![id("k1")]).wait().unwrap();
+    outbox.ack(vec![sent("k1", b"{\"a\":1}")]).wait().unwrap();
     assert!(
         !outbox
             .enqueue(rec("s", Normal, "k1", b"{\"a\":1}"))
@@ -302,18 +308,25 @@ fn ack_and_reject() {
     // Unknown ids are fine (evicted meanwhile); acking twice counts once.
     assert_eq!(
         outbox
-            .ack(vec![id("a"), id("nope"), id("d")])
+            .ack(vec![
+                sent("a", b"{\"k\":true}"),
+                sent("nope", b"{}"),
+                sent("d", b"[1,2]")
+            ])
             .wait()
             .unwrap(),
         2
     );
-    assert_eq!(outbox.ack(vec![id("a")]).wait().unwrap(), 0);
+    assert_eq!(
+        outbox.ack(vec![sent("a", b"{\"k\":true}")]).wait().unwrap(),
+        0
+    );
     clock.set(30);
     assert_eq!(
         outbox
             .reject(vec![
-                (id("b"), "payload too deep".into()),
-                (id("zz"), "x".into())
+                (sent("b", b"{\"k\":true}"), "payload too deep".into()),
+                (sent("zz", b"{}"), "x".into())
             ])
             .wait()
             .unwrap(),
@@ -462,7 +475,7 @@ fn close_drains_queued_submits_then_refuses() {
         Err(EnqueueError::Closed)
     ));
     assert!(matches!(
-        other.ack(vec![id("q0")]).wait(),
+        other.ack(vec![sent("q0", b"{}")]).wait(),
         Err(OutboxError::Closed)
     ));
     // Reads still work after close.
@@ -495,7 +508,7 @@ fn receipts_are_futures_and_commits_notify_the_uploader() {
             .await
             .unwrap()
             .unwrap();
-        assert_eq!(outbox.ack(vec![id("async-1")]).await.unwrap(), 1);
+        assert_eq!(outbox.ack(vec![sent("async-1", b"{}")]).await.unwrap(), 1);
         // wait() inside a runtime blocks instead of panicking.
         assert!(outbox
             .submit(rec("s", Normal, "async-2", b"{}"))
@@ -549,4 +562,40 @@ fn accounting_that_disagrees_with_the_rows_is_rebuilt() {
     assert_eq!(stream(&stats.streams, "be").pending, 0);
     assert_eq!(stream(&stats.streams, "be").evicted, 0);
     assert_eq!(pending_ids(&outbox), ["c1", "c2", "c3", "n1"]);
+}
+
+/// An ack names the record that was sent. If that record was evicted while its batch was in
+/// flight and the id was published again with another payload, the hub's ack for the old one
+/// must not delete the new one (it would be lost without ever reaching the hub).
+#[test]
+fn ack_of_an_evicted_record_does_not_delete_a_new_record_with_the_same_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = TestClock::new(1);
+    // Room for two 100-byte records.
+    let outbox = clock.open(&db(&dir), 200);
+    outbox.enqueue(rec("bb", BestEffort, "k1", P32)).unwrap();
+    let in_flight = outbox.next_batch(10, 1 << 20).unwrap();
+    assert_eq!(in_flight.len(), 1);
+    // The store fills up: k1 is evicted while its batch is on the way to the hub...
+    outbox.enqueue(rec("bb", BestEffort, "x1", P32)).unwrap();
+    outbox.enqueue(rec("bb", BestEffort, "x2", P32)).unwrap();
+    assert!(!pending_ids(&outbox).contains(&"k1".to_string()));
+    // ...and the app publishes k1 again, with a new payload.
+    let p2: &[u8; 32] = b"{\"v\":\"bbbbbbbbbbbbbbbbbbbbbbbb\"}";
+    outbox.enqueue(rec("bb", BestEffort, "k1", p2)).unwrap();
+    // The hub acks the k1 it received (the old payload).
+    assert_eq!(outbox.ack(vec![in_flight[0].sent()]).wait().unwrap(), 0);
+    assert!(
+        pending_ids(&outbox).contains(&"k1".to_string()),
+        "the new k1 stays pending"
+    );
+    // A rejection of the old one leaves it alone too; the new one is acked by its own checksum.
+    assert_eq!(
+        outbox
+            .reject(vec![(in_flight[0].sent(), "x".into())])
+            .wait()
+            .unwrap(),
+        0
+    );
+    assert_eq!(outbox.ack(vec![sent("k1", p2)]).wait().unwrap(), 1);
 }

@@ -165,12 +165,20 @@ async fn accept(listener: &Listener) -> io::Result<Accepted> {
     }
 }
 
+/// How long a client may take to send a request's headers (also how long an idle keep-alive
+/// connection stays open).
+const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 async fn serve_conn<I>(io: I, state: Arc<AppState>, mut shutdown: Shutdown)
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let service = service_fn(move |req| routes::handle(state.clone(), req));
+    // Without a timer hyper silently drops its header timeout; an idle or trickling client
+    // must not hold a connection (and a file descriptor) forever.
     let conn = http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
         .keep_alive(true)
         .serve_connection(TokioIo::new(io), service);
     tokio::pin!(conn);

@@ -1,21 +1,21 @@
 //! Turns stored records into the compressed `IngestBatch` body.
 
 use bytes::Bytes;
-use outpost_outbox::StoredRecord;
-use outpost_proto::{IngestBatch, IngestRecord, RecordId};
+use outpost_outbox::{Sent, StoredRecord};
+use outpost_proto::{IngestBatch, IngestRecord};
 use serde_json::value::RawValue;
 
 const ZSTD_LEVEL: i32 = 3;
 
 pub struct PreparedBatch {
-    /// Ids in the body, in order.
-    pub ids: Vec<RecordId>,
+    /// The records in the body (id and checksum), in order.
+    pub ids: Vec<Sent>,
     /// zstd(JSON); empty when `ids` is empty.
     pub body: Bytes,
     pub json_bytes: usize,
     /// Records whose stored payload is not valid JSON (only possible if the file was damaged):
     /// the hub would refuse the whole batch, so they are rejected locally instead.
-    pub invalid: Vec<(RecordId, String)>,
+    pub invalid: Vec<(Sent, String)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +31,7 @@ pub fn prepare(records: Vec<StoredRecord>) -> Result<PreparedBatch, BatchError> 
     let mut invalid = Vec::new();
     let mut out = Vec::with_capacity(records.len());
     for r in records {
+        let sent = r.sent();
         // The payload was validated as UTF-8 JSON when published; check again rather than trust
         // the disk, because one bad record would otherwise block the queue forever.
         let payload = match String::from_utf8(r.payload)
@@ -39,11 +40,11 @@ pub fn prepare(records: Vec<StoredRecord>) -> Result<PreparedBatch, BatchError> 
         {
             Ok(p) => p,
             Err(e) => {
-                invalid.push((r.id, format!("stored payload is not valid JSON: {e}")));
+                invalid.push((sent, format!("stored payload is not valid JSON: {e}")));
                 continue;
             }
         };
-        ids.push(r.id.clone());
+        ids.push(sent);
         out.push(IngestRecord {
             id: r.id,
             stream: r.stream,

@@ -13,12 +13,12 @@ pub mod tls;
 #[cfg(test)]
 mod tests;
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use outpost_outbox::Outbox;
-use outpost_proto::{IngestResponse, RecordId};
+use outpost_outbox::{Outbox, Sent};
+use outpost_proto::IngestResponse;
 use rand::SeedableRng;
 
 use crate::config::{HubConfig, UploaderConfig};
@@ -39,7 +39,13 @@ pub struct Uploader {
     client: Option<HubClient>,
     config: UploaderConfig,
     status: Arc<UploaderStatus>,
+    /// Halvings of the batch limits after the hub refused a batch as too large (HTTP 413);
+    /// reset by the next success. Without it one oversized batch would block every stream.
+    shrink: u32,
 }
+
+/// Enough halvings to get from the largest allowed batch to a single record.
+const MAX_SHRINK: u32 = 24;
 
 enum Step {
     Empty,
@@ -60,6 +66,7 @@ impl Uploader {
             client: None,
             config,
             status,
+            shrink: 0,
         }
     }
 
@@ -125,7 +132,8 @@ impl Uploader {
 
     async fn step(&mut self) -> Step {
         let outbox = self.outbox.clone();
-        let (max_records, max_bytes) = (self.config.batch_max_records, self.config.batch_max_bytes);
+        let max_records = (self.config.batch_max_records >> self.shrink).max(1);
+        let max_bytes = (self.config.batch_max_bytes >> self.shrink).max(1);
         let prepared = tokio::task::spawn_blocking(move || -> Result<_, String> {
             let records = outbox
                 .next_batch(max_records, max_bytes)
@@ -143,8 +151,8 @@ impl Uploader {
             Err(e) => return Step::Failed(oneline(&format!("reading the outbox: {e}"))),
         };
         if !prepared.invalid.is_empty() {
-            for (id, reason) in &prepared.invalid {
-                tracing::error!(id = %id, reason = %reason, "dropping a damaged record");
+            for (sent, reason) in &prepared.invalid {
+                tracing::error!(id = %sent.id, reason = %reason, "dropping a damaged record");
             }
             if let Err(e) = self.outbox.reject(prepared.invalid).await {
                 return Step::Failed(oneline(&format!("rejecting damaged records: {e}")));
@@ -166,12 +174,19 @@ impl Uploader {
         };
         let response = match client.post_batch(prepared.body).await {
             Ok(r) => r,
+            Err(client::UploadError::Status {
+                status: 413,
+                message,
+            }) => {
+                return self.too_large(prepared.ids, &message).await;
+            }
             Err(e) => return Step::Failed(e.to_string()),
         };
+        self.shrink = 0;
         let (acked, rejected, unanswered) = sort_response(&prepared.ids, response);
         let (n_acked, n_rejected) = (acked.len(), rejected.len());
-        for (id, reason) in &rejected {
-            tracing::warn!(id = %id, reason = %reason, "hub rejected a record; it is dropped");
+        for (sent, reason) in &rejected {
+            tracing::warn!(id = %sent.id, reason = %reason, "hub rejected a record; it is dropped");
         }
         if unanswered > 0 {
             tracing::warn!(
@@ -211,27 +226,45 @@ impl Uploader {
     }
 }
 
+impl Uploader {
+    /// The hub refused the batch as too large: send smaller batches; a single record the hub
+    /// refuses on its own can never be delivered, so it goes to the dead letters (kept and
+    /// counted as rejected) instead of blocking every stream behind it forever.
+    async fn too_large(&mut self, ids: Vec<Sent>, message: &str) -> Step {
+        let [only] = ids.as_slice() else {
+            self.shrink = (self.shrink + 1).min(MAX_SHRINK);
+            return Step::Failed(oneline(&format!(
+                "hub refused a batch of {} records as too large ({message}); sending smaller batches",
+                ids.len()
+            )));
+        };
+        let reason = oneline(&format!("too large for the hub: HTTP 413 ({message})"));
+        tracing::error!(id = %only.id, reason = %reason, "the hub refuses this record on its own; moved to the dead letters");
+        match self.outbox.reject(vec![(only.clone(), reason)]).await {
+            Ok(_) => Step::Sent,
+            Err(e) => Step::Failed(oneline(&format!("storing the rejection failed: {e}"))),
+        }
+    }
+}
+
 /// Keeps only ids that were in the batch: a confused hub must not delete records it never saw.
-/// Returns (acked, rejected, number of batch ids answered by neither).
+/// Answers name the record that was sent (id and checksum), so an ack cannot delete a newer
+/// record that reuses the id. Returns (acked, rejected, number of batch ids answered by neither).
 pub fn sort_response(
-    batch: &[RecordId],
+    batch: &[Sent],
     response: IngestResponse,
-) -> (Vec<RecordId>, Vec<(RecordId, String)>, usize) {
-    let mut open: HashSet<&str> = batch.iter().map(RecordId::as_str).collect();
+) -> (Vec<Sent>, Vec<(Sent, String)>, usize) {
+    let mut open: HashMap<&str, &Sent> = batch.iter().map(|s| (s.id.as_str(), s)).collect();
     let mut acked = Vec::with_capacity(response.acked.len());
     for id in response.acked {
-        if open.remove(id.as_str()) {
-            if let Ok(id) = RecordId::parse(&id) {
-                acked.push(id);
-            }
+        if let Some(sent) = open.remove(id.as_str()) {
+            acked.push(sent.clone());
         }
     }
     let mut rejected = Vec::new();
     for r in response.rejected {
-        if open.remove(r.id.as_str()) {
-            if let Ok(id) = RecordId::parse(&r.id) {
-                rejected.push((id, oneline(&r.reason)));
-            }
+        if let Some(sent) = open.remove(r.id.as_str()) {
+            rejected.push((sent.clone(), oneline(&r.reason)));
         }
     }
     (acked, rejected, open.len())
@@ -240,14 +273,18 @@ pub fn sort_response(
 #[cfg(test)]
 mod response_tests {
     use super::*;
-    use outpost_proto::Rejection;
+    use outpost_proto::{RecordId, Rejection};
+
+    fn sent(id: &str) -> Sent {
+        Sent {
+            id: RecordId::parse(id).unwrap(),
+            sha256: format!("sha-of-{id}"),
+        }
+    }
 
     #[test]
     fn only_batch_ids_are_acked_or_rejected() {
-        let ids: Vec<RecordId> = ["a", "b", "c", "d"]
-            .iter()
-            .map(|s| RecordId::parse(s).unwrap())
-            .collect();
+        let ids: Vec<Sent> = ["a", "b", "c", "d"].iter().map(|s| sent(s)).collect();
         let response = IngestResponse {
             acked: vec!["a".into(), "zzz".into(), "a".into(), "bad id".into()],
             rejected: vec![
@@ -266,14 +303,8 @@ mod response_tests {
             ],
         };
         let (acked, rejected, unanswered) = sort_response(&ids, response);
-        assert_eq!(acked, vec![RecordId::parse("a").unwrap()]);
-        assert_eq!(
-            rejected,
-            vec![(
-                RecordId::parse("b").unwrap(),
-                "checksum mismatch".to_string()
-            )]
-        );
+        assert_eq!(acked, vec![sent("a")]);
+        assert_eq!(rejected, vec![(sent("b"), "checksum mismatch".to_string())]);
         assert_eq!(unanswered, 2);
     }
 }

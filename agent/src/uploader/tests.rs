@@ -54,7 +54,8 @@ struct Seen {
 }
 
 /// Serves `/v1/ingest` with mTLS (client certs must chain to `client_ca`). The first
-/// `fail_first` requests get 503; records whose payload contains "reject-me" are rejected.
+/// `fail_first` requests get 503; records whose payload contains "reject-me" are rejected;
+/// batches of more than two records, or with a "huge" record, get 413.
 async fn hub(server: &Pki, client_ca: &Pki, fail_first: usize) -> (SocketAddr, Arc<Seen>) {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let (cert, key) = server.leaf(&["127.0.0.1"]);
@@ -107,6 +108,19 @@ async fn hub(server: &Pki, client_ca: &Pki, fail_first: usize) -> (SocketAddr, A
                         }
                         let json = zstd::decode_all(&body[..]).unwrap();
                         let batch: IngestBatch = serde_json::from_slice(&json).unwrap();
+                        // Like a hub with a small body limit: more than two records, or any
+                        // "huge" one, is too large.
+                        if batch.records.len() > 2
+                            || batch
+                                .records
+                                .iter()
+                                .any(|r| r.payload.get().contains("huge"))
+                        {
+                            let r = Response::builder().status(413).body(Full::new(
+                                Bytes::from_static(b"{\"error\":\"body too large\"}"),
+                            ));
+                            return Ok::<_, std::convert::Infallible>(r.unwrap());
+                        }
                         let mut resp = IngestResponse::default();
                         for r in batch.records {
                             let payload = r.payload.get().to_owned();
@@ -303,4 +317,51 @@ async fn refused_client_certificate_is_reported_clearly() {
         "{err}"
     );
     assert_eq!(d.outbox.stats().unwrap().totals.pending, 1);
+}
+
+#[tokio::test]
+async fn batches_the_hub_finds_too_large_shrink_and_a_lone_oversize_record_is_set_aside() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let (server_pki, client_pki) = (Pki::new("hub ca"), Pki::new("fleet ca"));
+    let (addr, seen) = hub(&server_pki, &client_pki, 0).await;
+    let d = device(addr, &server_pki, &client_pki);
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        ids.push(publish(&d.outbox, &format!("{{\"n\":{i}}}")));
+    }
+    let huge = publish(&d.outbox, "\"huge\"");
+    let last = publish(&d.outbox, "7");
+    let status = Arc::new(UploaderStatus::new(true));
+    let (trigger, shutdown) = crate::shutdown::channel();
+    let task = tokio::spawn(
+        Uploader::new(d.outbox.clone(), d.hub.clone(), fast(), status.clone()).run(shutdown),
+    );
+    let outbox = d.outbox.clone();
+    until("every record delivered or set aside", || {
+        outbox.stats().unwrap().totals.pending == 0
+    })
+    .await;
+    trigger.trigger();
+    task.await.unwrap();
+
+    let stats = d.outbox.stats().unwrap();
+    assert_eq!(
+        (stats.streams[0].delivered, stats.streams[0].rejected),
+        (6, 1)
+    );
+    let dead = d.outbox.dead_letters(10).unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].id, huge);
+    assert!(dead[0].reason.contains("413"), "{}", dead[0].reason);
+    // Everything else reached the hub, in order, and nothing behind the huge record was stuck.
+    let delivered: Vec<String> = seen
+        .records
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|r| r.0.clone())
+        .collect();
+    ids.push(last);
+    assert_eq!(delivered, ids);
+    drop(d.dir);
 }

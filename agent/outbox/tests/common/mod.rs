@@ -68,3 +68,11 @@ pub fn pending_ids(outbox: &Outbox) -> Vec<String> {
         .map(|r| r.id.to_string())
         .collect()
 }
+
+/// What an upload of the record `id_` with `payload` names in acks and rejections.
+pub fn sent(id_: &str, payload: &[u8]) -> outpost_outbox::Sent {
+    outpost_outbox::Sent {
+        id: id(id_),
+        sha256: outpost_proto::sha256_hex(payload),
+    }
+}
