@@ -108,15 +108,16 @@ impl Ledger {
             let stream: String = row.get(0)?;
             let priority = priority_from_rank(row.get(1)?);
             let (count, bytes) = (to_u64(row.get(2)?), to_u64(row.get(3)?));
-            self.used[rank_index(priority)] += bytes;
-            self.records[rank_index(priority)] += count;
+            self.used[rank_index(priority)] = self.used[rank_index(priority)].saturating_add(bytes);
+            self.records[rank_index(priority)] =
+                self.records[rank_index(priority)].saturating_add(count);
             let entry = self.streams.entry(stream).or_insert(StreamPending {
                 priority,
                 pending: 0,
                 pending_bytes: 0,
             });
-            entry.pending += count;
-            entry.pending_bytes += bytes;
+            entry.pending = entry.pending.saturating_add(count);
+            entry.pending_bytes = entry.pending_bytes.saturating_add(bytes);
         }
         // Every stream's absolute pending values may have changed: write them all back.
         for name in self.streams.keys() {
@@ -168,11 +169,11 @@ impl Ledger {
     pub(crate) fn added(&mut self, stream: &str, priority: Priority, size: u64) {
         let i = rank_index(priority);
         self.used[i] = self.used[i].saturating_add(size);
-        self.records[i] += 1;
+        self.records[i] = self.records[i].saturating_add(1);
         self.usage_dirty = true;
         self.with_stream(stream, priority, |entry| {
             entry.priority = priority;
-            entry.pending += 1;
+            entry.pending = entry.pending.saturating_add(1);
             entry.pending_bytes = entry.pending_bytes.saturating_add(size);
         });
         self.with_delta(stream, |_| {});

@@ -43,11 +43,12 @@ pub fn views_from(stats: &OutboxStats) -> (TotalsView, Vec<StreamView>) {
     };
     let mut streams = Vec::with_capacity(stats.streams.len());
     for s in &stats.streams {
-        totals.pending_bytes += s.pending_bytes;
-        totals.delivered += s.delivered;
-        totals.evicted += s.evicted;
-        totals.refused += s.refused;
-        totals.rejected += s.rejected;
+        // Counters come from a file; a damaged one must not panic a debug build.
+        totals.pending_bytes = totals.pending_bytes.saturating_add(s.pending_bytes);
+        totals.delivered = totals.delivered.saturating_add(s.delivered);
+        totals.evicted = totals.evicted.saturating_add(s.evicted);
+        totals.refused = totals.refused.saturating_add(s.refused);
+        totals.rejected = totals.rejected.saturating_add(s.rejected);
         streams.push(StreamView {
             stream: s.stream.clone(),
             priority: Some(s.priority),

@@ -4,15 +4,36 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 use hyper::body::Incoming;
-use hyper::{Method, Request};
+use hyper::{Method, Request, StatusCode};
 
-use super::errors::ApiError;
+use super::errors::{ApiError, Reason};
 use super::response::Resp;
 use super::state::AppState;
 use super::{info, publish, update};
 
-pub async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Result<Resp, Infallible> {
-    let result = route(&state, req).await;
+/// Which listener a request came through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Via {
+    /// The unix socket, whose file mode decides who may call.
+    Unix,
+    /// The optional loopback TCP listener, open to every local user.
+    Tcp,
+}
+
+pub async fn handle(
+    state: Arc<AppState>,
+    req: Request<Incoming>,
+    via: Via,
+) -> Result<Resp, Infallible> {
+    let result = if via == Via::Tcp && changes_the_system(&req) {
+        Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            Reason::InvalidRequest,
+            "installing and marking slots are only served on the unix socket, whose mode decides who may update this device",
+        ))
+    } else {
+        route(&state, req).await
+    };
     Ok(match result {
         Ok(resp) => resp,
         Err(e) => {
@@ -21,6 +42,13 @@ pub async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Result<Resp
             e.into_response()
         }
     })
+}
+
+/// Requests that change slots or the bootloader, as opposed to publishing telemetry.
+fn changes_the_system(req: &Request<Incoming>) -> bool {
+    *req.method() != Method::GET
+        && *req.method() != Method::HEAD
+        && matches!(req.uri().path(), "/v1/install" | "/v1/slots/mark")
 }
 
 async fn route(state: &AppState, req: Request<Incoming>) -> Result<Resp, ApiError> {

@@ -15,7 +15,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, UnixListener};
 use tokio::task::JoinSet;
 
-use super::routes;
+use super::routes::{self, Via};
 use super::state::AppState;
 use crate::shutdown::Shutdown;
 
@@ -120,10 +120,10 @@ pub async fn serve(listener: Listener, state: Arc<AppState>, mut shutdown: Shutd
     loop {
         tokio::select! {
             accepted = accept(&listener) => match accepted {
-                Ok(Accepted::Unix(s)) => { conns.spawn(serve_conn(s, state.clone(), shutdown.clone())); }
+                Ok(Accepted::Unix(s)) => { conns.spawn(serve_conn(s, state.clone(), shutdown.clone(), Via::Unix)); }
                 Ok(Accepted::Tcp(s)) => {
                     let _ = s.set_nodelay(true);
-                    conns.spawn(serve_conn(s, state.clone(), shutdown.clone()));
+                    conns.spawn(serve_conn(s, state.clone(), shutdown.clone(), Via::Tcp));
                 }
                 Err(e) => {
                     // Typically EMFILE: back off briefly instead of spinning on the error.
@@ -169,11 +169,11 @@ async fn accept(listener: &Listener) -> io::Result<Accepted> {
 /// connection stays open).
 const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
-async fn serve_conn<I>(io: I, state: Arc<AppState>, mut shutdown: Shutdown)
+async fn serve_conn<I>(io: I, state: Arc<AppState>, mut shutdown: Shutdown, via: Via)
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let service = service_fn(move |req| routes::handle(state.clone(), req));
+    let service = service_fn(move |req| routes::handle(state.clone(), req, via));
     // Without a timer hyper silently drops its header timeout; an idle or trickling client
     // must not hold a connection (and a file descriptor) forever.
     let conn = http1::Builder::new()

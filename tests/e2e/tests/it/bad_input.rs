@@ -15,6 +15,10 @@ fn local_api_refuses_bad_input_and_stores_nothing() -> Result<()> {
     let fleet = Fleet::init(1)?;
     let dev = fleet.device(1);
     dev.set_config("api", "max_body_bytes = 4096")?;
+    let tcp_port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    dev.set_config("api", &format!("tcp = \"127.0.0.1:{tcp_port}\""))?;
     let _agent = Agent::start(&dev.config)?;
     let mut api = dev.api();
 
@@ -110,6 +114,21 @@ fn local_api_refuses_bad_input_and_stores_nothing() -> Result<()> {
     assert_eq!(Metrics::fetch(&mut api)?.pending(), 2);
     assert!(p1.is_some());
 
+    // The loopback TCP listener (open to every local user) publishes, but never installs.
+    let tcp = |request: &str| -> Result<String> {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", tcp_port))?;
+        s.write_all(request.as_bytes())?;
+        let mut answer = String::new();
+        s.read_to_string(&mut answer)?;
+        Ok(answer)
+    };
+    let install = tcp("POST /v1/install HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 21\r\n\r\n{\"bundle\":\"/tmp/b.x\"}")?;
+    assert!(install.starts_with("HTTP/1.1 403"), "{install}");
+    assert!(install.contains("unix socket"), "{install}");
+    let published = tcp("POST /v1/outbox/ok HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 2\r\n\r\n{}")?;
+    assert!(published.starts_with("HTTP/1.1 202"), "{published}");
+
     // The CLI reports a refusal with a non-zero exit and the agent's reason.
     let out = dev.ctl(&["publish", "ok", "{not json"], None)?;
     assert!(!out.status.success());
@@ -120,7 +139,7 @@ fn local_api_refuses_bad_input_and_stores_nothing() -> Result<()> {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(Metrics::fetch(&mut api)?.pending(), 3);
+    assert_eq!(Metrics::fetch(&mut api)?.pending(), 4);
     Ok(())
 }
 
