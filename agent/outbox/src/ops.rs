@@ -218,29 +218,12 @@ impl Apply<'_> {
     /// Deletes delivered records. Unknown ones are not an error (evicted meanwhile, acked twice,
     /// or the id now names a newer record with another payload, which stays pending).
     pub(crate) fn ack(&mut self, sent: &[Sent]) -> rusqlite::Result<usize> {
-        let mut stmt = self.conn.prepare_cached(
-            "DELETE FROM records WHERE id = ?1 AND sha256 = ?2 RETURNING stream, priority, size",
-        )?;
         let mut count = 0;
         for s in sent {
-            let row = stmt
-                .query_row([s.id.as_str(), s.sha256.as_str()], |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, i64>(1)?,
-                        r.get::<_, i64>(2)?,
-                    ))
-                })
-                .optional()?;
-            if let Some((stream, rank, size)) = row {
-                self.ledger.removed(
-                    &stream,
-                    priority_from_rank(rank),
-                    to_u64(size),
-                    Removal::Delivered,
-                    self.now_ms,
-                );
-                count += 1;
+            if let Some(seq) = self.seq_of(s)? {
+                if self.delete_seq(seq, Removal::Delivered)? {
+                    count += 1;
+                }
             }
         }
         Ok(count)
@@ -277,17 +260,10 @@ impl Apply<'_> {
     ) -> rusqlite::Result<bool> {
         let seq = match key {
             DeadKey::Seq(seq) => seq,
-            DeadKey::Sent(s) => {
-                let found = self
-                    .conn
-                    .prepare_cached("SELECT seq FROM records WHERE id = ?1 AND sha256 = ?2")?
-                    .query_row([s.id.as_str(), s.sha256.as_str()], |r| r.get::<_, i64>(0))
-                    .optional()?;
-                match found {
-                    Some(seq) => seq,
-                    None => return Ok(false),
-                }
-            }
+            DeadKey::Sent(s) => match self.seq_of(s)? {
+                Some(seq) => seq,
+                None => return Ok(false),
+            },
         };
         let reason: String = reason.chars().take(MAX_REASON_CHARS).collect();
         let copied = self
@@ -300,6 +276,20 @@ impl Apply<'_> {
         if copied == 0 {
             return Ok(false);
         }
+        self.delete_seq(seq, why)?;
+        Ok(true)
+    }
+
+    /// The pending record an upload carried, if it is still there with that payload.
+    fn seq_of(&self, s: &Sent) -> rusqlite::Result<Option<i64>> {
+        self.conn
+            .prepare_cached("SELECT seq FROM records WHERE id = ?1 AND sha256 = ?2")?
+            .query_row([s.id.as_str(), s.sha256.as_str()], |r| r.get::<_, i64>(0))
+            .optional()
+    }
+
+    /// Deletes one pending record and accounts for why it left.
+    fn delete_seq(&mut self, seq: i64, why: Removal) -> rusqlite::Result<bool> {
         let row = self
             .conn
             .prepare_cached("DELETE FROM records WHERE seq = ?1 RETURNING stream, priority, size")?
@@ -311,15 +301,16 @@ impl Apply<'_> {
                 ))
             })
             .optional()?;
-        if let Some((stream, rank, size)) = row {
-            self.ledger.removed(
-                &stream,
-                priority_from_rank(rank),
-                to_u64(size),
-                why,
-                self.now_ms,
-            );
-        }
+        let Some((stream, rank, size)) = row else {
+            return Ok(false);
+        };
+        self.ledger.removed(
+            &stream,
+            priority_from_rank(rank),
+            to_u64(size),
+            why,
+            self.now_ms,
+        );
         Ok(true)
     }
 }
