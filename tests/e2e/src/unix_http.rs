@@ -89,13 +89,29 @@ impl UnixHttp {
         }
         head.push_str("\r\n");
         let stream = conn.get_mut();
-        stream.write_all(head.as_bytes())?;
-        stream.write_all(body)?;
-        read_response(conn)
+        let sent = stream
+            .write_all(head.as_bytes())
+            .and_then(|()| stream.write_all(body));
+        match sent {
+            // A server may answer (e.g. 413 for a declared oversize body) and close without
+            // reading the body; its answer is still waiting to be read.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset
+                ) => {}
+            other => other?,
+        }
+        let (response, close) = read_response(conn)?;
+        if close {
+            self.conn = None;
+        }
+        Ok(response)
     }
 }
 
-fn read_response(r: &mut BufReader<UnixStream>) -> Result<Response> {
+/// Reads one response; also says whether the server is closing the connection.
+fn read_response(r: &mut BufReader<UnixStream>) -> Result<(Response, bool)> {
     let mut line = String::new();
     if r.read_line(&mut line)? == 0 {
         bail!("connection closed before a response");
@@ -107,6 +123,7 @@ fn read_response(r: &mut BufReader<UnixStream>) -> Result<Response> {
         .ok_or_else(|| anyhow!("bad status line {line:?}"))?;
     let mut length = None;
     let mut chunked = false;
+    let mut close = false;
     loop {
         line.clear();
         r.read_line(&mut line)?;
@@ -120,6 +137,8 @@ fn read_response(r: &mut BufReader<UnixStream>) -> Result<Response> {
                 length = Some(v.parse::<usize>()?);
             } else if k == "transfer-encoding" && v.eq_ignore_ascii_case("chunked") {
                 chunked = true;
+            } else if k == "connection" && v.eq_ignore_ascii_case("close") {
+                close = true;
             }
         }
     }
@@ -141,5 +160,5 @@ fn read_response(r: &mut BufReader<UnixStream>) -> Result<Response> {
         body.resize(n, 0);
         r.read_exact(&mut body)?;
     }
-    Ok(Response { status, body })
+    Ok((Response { status, body }, close))
 }
