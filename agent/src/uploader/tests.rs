@@ -152,6 +152,41 @@ async fn hub(server: &Pki, client_ca: &Pki, fail_first: usize) -> (SocketAddr, A
     (addr, seen)
 }
 
+/// An uploader task over a device's outbox, with the fast test backoff.
+struct RunningUploader {
+    status: Arc<UploaderStatus>,
+    trigger: crate::shutdown::ShutdownTrigger,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RunningUploader {
+    async fn stop(self) {
+        self.trigger.trigger();
+        self.task.await.unwrap();
+    }
+}
+
+impl Device {
+    fn start_uploader(&self) -> RunningUploader {
+        let status = Arc::new(UploaderStatus::new(true));
+        let (trigger, shutdown) = crate::shutdown::channel();
+        let task = tokio::spawn(
+            Uploader::new(
+                self.outbox.clone(),
+                self.hub.clone(),
+                fast(),
+                status.clone(),
+            )
+            .run(shutdown),
+        );
+        RunningUploader {
+            status,
+            trigger,
+            task,
+        }
+    }
+}
+
 struct Device {
     dir: tempfile::TempDir,
     outbox: Outbox,
@@ -215,11 +250,8 @@ async fn uploads_retries_acks_and_rejects() {
     let d = device(addr, &server_pki, &client_pki);
     let a = publish(&d.outbox, "{\"t\": 21.50 }");
     let b = publish(&d.outbox, "[\"reject-me\"]");
-    let status = Arc::new(UploaderStatus::new(true));
-    let (trigger, shutdown) = crate::shutdown::channel();
-    let task = tokio::spawn(
-        Uploader::new(d.outbox.clone(), d.hub.clone(), fast(), status.clone()).run(shutdown),
-    );
+    let running = d.start_uploader();
+    let status = running.status.clone();
     let outbox = d.outbox.clone();
     until("all records answered", || {
         outbox.stats().unwrap().totals.pending == 0
@@ -231,8 +263,7 @@ async fn uploads_retries_acks_and_rejects() {
         outbox.stats().unwrap().totals.pending == 0
     })
     .await;
-    trigger.trigger();
-    task.await.unwrap();
+    running.stop().await;
 
     let stats = d.outbox.stats().unwrap();
     assert_eq!(
@@ -272,17 +303,13 @@ async fn unknown_hub_ca_is_reported_clearly_and_nothing_is_deleted() {
     let (addr, seen) = hub(&server_pki, &client_pki, 0).await;
     let d = device(addr, &other, &client_pki);
     publish(&d.outbox, "1");
-    let status = Arc::new(UploaderStatus::new(true));
-    let (trigger, shutdown) = crate::shutdown::channel();
-    let task = tokio::spawn(
-        Uploader::new(d.outbox.clone(), d.hub.clone(), fast(), status.clone()).run(shutdown),
-    );
+    let running = d.start_uploader();
+    let status = running.status.clone();
     until("two failures", || {
         status.snapshot().consecutive_failures >= 2
     })
     .await;
-    trigger.trigger();
-    task.await.unwrap();
+    running.stop().await;
     let err = status.snapshot().last_error.unwrap();
     assert!(
         err.contains("TLS") && err.contains("not signed by the CA in hub.ca"),
@@ -303,14 +330,10 @@ async fn refused_client_certificate_is_reported_clearly() {
     let (addr, _) = hub(&server_pki, &client_pki, 0).await;
     let d = device(addr, &server_pki, &rogue);
     publish(&d.outbox, "1");
-    let status = Arc::new(UploaderStatus::new(true));
-    let (trigger, shutdown) = crate::shutdown::channel();
-    let task = tokio::spawn(
-        Uploader::new(d.outbox.clone(), d.hub.clone(), fast(), status.clone()).run(shutdown),
-    );
+    let running = d.start_uploader();
+    let status = running.status.clone();
     until("a failure", || status.snapshot().consecutive_failures >= 1).await;
-    trigger.trigger();
-    task.await.unwrap();
+    running.stop().await;
     let err = status.snapshot().last_error.unwrap();
     assert!(
         err.contains("TLS") && err.contains("refused this device's client certificate"),
@@ -331,18 +354,13 @@ async fn batches_the_hub_finds_too_large_shrink_and_a_lone_oversize_record_is_se
     }
     let huge = publish(&d.outbox, "\"huge\"");
     let last = publish(&d.outbox, "7");
-    let status = Arc::new(UploaderStatus::new(true));
-    let (trigger, shutdown) = crate::shutdown::channel();
-    let task = tokio::spawn(
-        Uploader::new(d.outbox.clone(), d.hub.clone(), fast(), status.clone()).run(shutdown),
-    );
+    let running = d.start_uploader();
     let outbox = d.outbox.clone();
     until("every record delivered or set aside", || {
         outbox.stats().unwrap().totals.pending == 0
     })
     .await;
-    trigger.trigger();
-    task.await.unwrap();
+    running.stop().await;
 
     let stats = d.outbox.stats().unwrap();
     assert_eq!(
