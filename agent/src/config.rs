@@ -11,7 +11,10 @@ use hyper::Uri;
 use outpost_proto::{Priority, StreamName};
 use serde::Deserialize;
 
+mod dbus;
 mod update;
+pub use dbus::{BusAddress, DbusConfig};
+pub use outpost_health::HealthConfig;
 pub use update::{UpdateConfig, UpdateSource, DEFAULT_AUTOBOOT, DEFAULT_FW_ENV_CONFIG};
 
 pub const DEFAULT_SOCKET: &str = "/run/outpost/agent.sock";
@@ -46,6 +49,10 @@ pub struct Config {
     pub log: LogConfig,
     /// `[update]`; `None`: the update endpoints answer "updates are not configured".
     pub update: Option<UpdateConfig>,
+    /// `[health]` (defaults when absent); the gate runs only when `[update]` is configured.
+    pub health: HealthConfig,
+    /// `[dbus]`; `None`: nothing is served on D-Bus, systemd and logind are on the system bus.
+    pub dbus: Option<DbusConfig>,
 }
 
 #[derive(Debug, Clone)]
@@ -137,6 +144,8 @@ struct RawConfig {
     #[serde(default)]
     log: RawLog,
     update: Option<update::RawUpdate>,
+    health: Option<HealthConfig>,
+    dbus: Option<dbus::RawDbus>,
 }
 
 #[derive(Deserialize, Default)]
@@ -348,6 +357,17 @@ impl Config {
             Some(u) => Some(update::resolve(u, &resolve, &state_dir).map_err(invalid)?),
         };
 
+        let mut health = raw.health.unwrap_or_default();
+        for check in &mut health.checks {
+            if let outpost_health::CheckKind::Http {
+                ca_file: Some(ca), ..
+            } = &mut check.kind
+            {
+                *ca = resolve(ca);
+            }
+        }
+        let dbus = raw.dbus.map(dbus::resolve).transpose().map_err(invalid)?;
+
         Ok(Config {
             path: path.to_owned(),
             device_id: raw.device_id,
@@ -368,6 +388,8 @@ impl Config {
             uploader,
             log,
             update,
+            health,
+            dbus,
         })
     }
 }

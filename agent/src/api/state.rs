@@ -3,7 +3,9 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use outpost_health::status::HealthStatus;
 use outpost_outbox::Outbox;
+use tokio::sync::watch;
 
 use super::errors::RejectCounters;
 use crate::config::{Config, UpdateConfig};
@@ -19,6 +21,9 @@ pub struct AppState {
     /// `[update]`, shared with install tasks; `None` when updates are not configured.
     pub update: Option<Arc<UpdateConfig>>,
     pub install: Arc<InstallTracker>,
+    /// The health gate's latest status (`GET /v1/health`); `phase: starting` until the gate
+    /// assessed this boot. Subscribe for changes.
+    pub health: watch::Sender<HealthStatus>,
 }
 
 impl AppState {
@@ -30,6 +35,7 @@ impl AppState {
             uploader,
             update: config.update.clone().map(Arc::new),
             install: Arc::new(InstallTracker::default()),
+            health: watch::Sender::new(HealthStatus::default()),
             config,
         }
     }
