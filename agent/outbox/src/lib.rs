@@ -252,6 +252,13 @@ impl Outbox {
         self.send(Request::Ack { ids, reply }, rx, count_closed)
     }
 
+    /// Commits a write transaction that changes no data (the health gate's "outbox writable"
+    /// check). Resolves to `Ok(1)` once the commit is on disk.
+    pub fn probe(&self) -> Receipt<Result<usize, OutboxError>> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Request::Probe { reply }, rx, count_closed)
+    }
+
     /// Moves records the hub rejected to the dead letters with its reason (kept, never
     /// retried). Resolves to the number moved.
     pub fn reject(&self, rejected: Vec<(Sent, String)>) -> Receipt<Result<usize, OutboxError>> {

@@ -65,6 +65,8 @@ pub(crate) enum Request {
         items: Vec<(i64, String)>,
         reply: CountReply,
     },
+    /// A write that changes nothing, to prove the store still takes writes (health checks).
+    Probe { reply: CountReply },
     /// Finish everything queued before this, then stop.
     Shutdown,
 }

@@ -237,6 +237,7 @@ impl Writer {
                 Request::Ack { ids, .. } => Outcome::Count(apply.ack(ids)?),
                 Request::Reject { items, .. } => Outcome::Count(apply.reject(items)?),
                 Request::Quarantine { items, .. } => Outcome::Count(apply.quarantine(items)?),
+                Request::Probe { .. } => Outcome::Count(apply.probe()?),
                 // Never queued in a batch (the run loop filters it out); answering nothing is right.
                 Request::Shutdown => Outcome::Count(0),
             };
@@ -270,7 +271,8 @@ fn reply(request: Request, outcome: Outcome) {
         (
             Request::Ack { reply, .. }
             | Request::Reject { reply, .. }
-            | Request::Quarantine { reply, .. },
+            | Request::Quarantine { reply, .. }
+            | Request::Probe { reply },
             Outcome::Count(n),
         ) => {
             let _ = reply.send(Ok(n));
@@ -288,7 +290,8 @@ fn fail(request: Request, e: &rusqlite::Error) {
         }
         Request::Ack { reply, .. }
         | Request::Reject { reply, .. }
-        | Request::Quarantine { reply, .. } => {
+        | Request::Quarantine { reply, .. }
+        | Request::Probe { reply } => {
             let _ = reply.send(Err(OutboxError::Storage(copy_error(e))));
         }
         Request::Shutdown => {}

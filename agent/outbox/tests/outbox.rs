@@ -599,3 +599,21 @@ fn ack_of_an_evicted_record_does_not_delete_a_new_record_with_the_same_id() {
     );
     assert_eq!(outbox.ack(vec![sent("k1", p2)]).wait().unwrap(), 1);
 }
+
+#[test]
+fn probe_commits_a_write_that_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let outbox = Outbox::open(cfg(&db(&dir), 1 << 20)).unwrap();
+    outbox
+        .enqueue(rec("temp", Normal, "p1", b"{\"x\":1}"))
+        .unwrap();
+    let before = outbox.stats().unwrap();
+    let commits = outbox.commits();
+    assert_eq!(outbox.probe().wait().unwrap(), 1, "one row rewritten");
+    assert_eq!(outbox.commits(), commits + 1, "the probe is a real commit");
+    let after = outbox.stats().unwrap();
+    assert_eq!(after.streams, before.streams, "and changes no data");
+    assert_eq!(after.totals.used_bytes, before.totals.used_bytes);
+    outbox.clone().close();
+    assert!(outbox.probe().wait().is_err(), "a closed outbox fails the probe");
+}
