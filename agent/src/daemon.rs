@@ -42,6 +42,8 @@ pub struct Running {
     servers: Vec<JoinHandle<()>>,
     uploader: Option<JoinHandle<()>>,
     reporter: JoinHandle<()>,
+    /// The health gate of this boot (`None` without `[update]`).
+    health: Option<JoinHandle<()>>,
     /// `unix:/run/outpost/agent.sock` (and the TCP address, if any).
     pub endpoints: Vec<String>,
 }
@@ -111,12 +113,15 @@ pub async fn start(config: Config) -> Result<Running, DaemonError> {
         tracing::info!("no [hub] configured: records are only queued");
     }
     let reporter = tokio::spawn(report(state.clone(), shutdown));
+    // After the API listens: the gate's local-api check calls it.
+    let health = crate::health::start(state.clone());
     Ok(Running {
         trigger,
         state,
         servers,
         uploader,
         reporter,
+        health,
         endpoints,
     })
 }
@@ -125,6 +130,12 @@ impl Running {
     /// Stops accepting, finishes in-flight requests, stops the uploader, closes the outbox.
     pub async fn stop(self) -> Result<(), DaemonError> {
         self.trigger.trigger();
+        if let Some(gate) = self.health {
+            // Safe at any await point: every decision is persisted before it is acted on,
+            // and the next start resumes the trial (see outpost-health's invariants).
+            gate.abort();
+            let _ = gate.await;
+        }
         for server in self.servers {
             server.await.map_err(|e| DaemonError::Task(e.to_string()))?;
         }

@@ -7,6 +7,7 @@ pub mod api;
 pub mod config;
 pub mod ctl;
 pub mod daemon;
+pub mod health;
 pub mod logging;
 pub mod metrics;
 pub mod shutdown;

@@ -109,6 +109,12 @@ impl Driver {
         }
     }
 
+    /// Publishes status on `status` (the daemon's shared channel) instead of a private one.
+    pub fn with_status(mut self, status: watch::Sender<HealthStatus>) -> Self {
+        self.status = status;
+        self
+    }
+
     /// Live status for `outpostctl health`.
     pub fn status(&self) -> watch::Receiver<HealthStatus> {
         self.status.subscribe()
@@ -162,6 +168,7 @@ impl Driver {
                 },
                 _ = tokio::time::sleep(wait) => Input::Tick(self.now()),
             };
+            self.note_result(&input);
             let (next, actions) = gate.handle(input);
             gate = next;
             self.publish(&gate, &facts);
@@ -257,6 +264,30 @@ impl Driver {
             clock: self.caps.clock.clone(),
         };
         tasks.spawn(async move { run_one(runner, check).await });
+    }
+
+    /// Folds a finished run into the published checks. The gate's own reports replace them on
+    /// the next publish while it expects results; when this run decides the gate, `Done` has
+    /// no reports, and without this the deciding check would show as never run.
+    fn note_result(&self, input: &Input) {
+        let Input::CheckDone {
+            name,
+            verdict,
+            detail,
+            duration,
+            ..
+        } = input
+        else {
+            return;
+        };
+        self.status.send_modify(|s| {
+            if let Some(c) = s.checks.iter_mut().find(|c| &c.name == name) {
+                c.result = Some(*verdict);
+                c.detail.clone_from(detail);
+                c.duration_ms = u64::try_from(duration.as_millis()).unwrap_or(u64::MAX);
+                c.runs = c.runs.saturating_add(1);
+            }
+        });
     }
 
     fn publish(&self, gate: &Gate, facts: &BootFacts) {

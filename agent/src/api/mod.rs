@@ -2,6 +2,7 @@
 //! controlled by the socket's file mode and by binding TCP to loopback only.
 
 pub mod errors;
+pub mod health;
 pub mod info;
 pub mod publish;
 pub mod response;

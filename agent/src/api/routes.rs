@@ -9,7 +9,7 @@ use hyper::{Method, Request, StatusCode};
 use super::errors::{ApiError, Reason};
 use super::response::Resp;
 use super::state::AppState;
-use super::{info, publish, update};
+use super::{health, info, publish, update};
 
 /// Which listener a request came through.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,12 +65,13 @@ async fn route(state: &AppState, req: Request<Incoming>) -> Result<Resp, ApiErro
     match path.as_str() {
         "/v1/status" if get(method) => info::status(state).await,
         "/v1/outbox" if get(method) => info::outbox(state).await,
+        "/v1/health" if get(method) => Ok(health::status(state)),
         "/metrics" if get(method) => info::metrics(state).await,
         "/v1/install" if get(method) => update::install_status(state).await,
         "/v1/install" if *method == Method::POST => update::start_install(state, req).await,
         "/v1/slots" if get(method) => update::slots(state).await,
         "/v1/slots/mark" if *method == Method::POST => update::mark(state, req).await,
-        "/v1/status" | "/v1/outbox" | "/metrics" | "/v1/slots" => {
+        "/v1/status" | "/v1/outbox" | "/metrics" | "/v1/slots" | "/v1/health" => {
             Err(ApiError::method_not_allowed("GET"))
         }
         "/v1/install" => Err(ApiError::method_not_allowed("GET, POST")),

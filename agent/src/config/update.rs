@@ -36,6 +36,7 @@ pub(super) struct RawUpdate {
     activate_installed: Option<bool>,
     variant: Option<String>,
     booted_slot: Option<String>,
+    boot_id: Option<String>,
     #[serde(default)]
     slots: Vec<RawSlot>,
 }
@@ -71,6 +72,9 @@ pub struct UpdateConfig {
     pub purpose: Purpose,
     /// Forced booted slot (`booted_slot`); `None`: detect from `/proc/cmdline`.
     pub booted_slot: Option<SlotId>,
+    /// Forced boot id (`boot_id`), for simulated reboots with `booted_slot`; `None`: the
+    /// kernel's `/proc/sys/kernel/random/boot_id`.
+    pub boot_id: Option<String>,
     /// U-Boot only: where the environment is (`fw_env.config` syntax).
     pub fw_env_config: PathBuf,
     /// rpi-tryboot only: `autoboot.txt` and each bootname's boot partition.
@@ -79,7 +83,7 @@ pub struct UpdateConfig {
 }
 
 /// Keys that make sense beside `system_conf` (system.conf has no place for them).
-const WITH_SYSTEM_CONF: &[&str] = &["booted_slot", "fw_env_config"];
+const WITH_SYSTEM_CONF: &[&str] = &["booted_slot", "boot_id", "fw_env_config"];
 
 pub(super) fn resolve(
     raw: RawUpdate,
@@ -92,6 +96,14 @@ pub(super) fn resolve(
         .map(resolve_path)
         .unwrap_or_else(|| DEFAULT_FW_ENV_CONFIG.into());
     let booted = raw.booted_slot.clone();
+    let boot_id = raw.boot_id.clone();
+    if let Some(id) = &boot_id {
+        if id.is_empty() || id.len() > 64 || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+            return Err(format!(
+                "update.boot_id {id:?} must be 1 to 64 letters, digits or '-' (like /proc/sys/kernel/random/boot_id)"
+            ));
+        }
+    }
     let (source, system, boot_partitions, autoboot) = match raw.system_conf.as_deref() {
         Some(p) => {
             reject_native_keys(&raw)?;
@@ -128,6 +140,7 @@ pub(super) fn resolve(
         system,
         purpose,
         booted_slot,
+        boot_id,
         fw_env_config,
         autoboot,
         boot_partitions,

@@ -23,7 +23,9 @@ EXAMPLES:
   outpostctl info --keyring /etc/outpost/bundle-ca.pem update-2026.11.raucb
   outpostctl install /data/update-2026.11.raucb
   outpostctl slots
-  outpostctl mark good booted";
+  outpostctl mark good booted
+  outpostctl health
+  outpostctl health --wait --timeout 10m";
 
 /// Control and inspect the local outpost-agent.
 ///
@@ -111,6 +113,39 @@ pub enum Command {
         after_help = "EXAMPLES:\n  outpostctl mark good            # commit the running system\n  outpostctl mark active other    # boot the other slot next\n  outpostctl mark bad rootfs.1"
     )]
     Mark(MarkArgs),
+
+    /// Show the health gate: whether this boot is a trial, each check's last result and the
+    /// deadline, or how the gate decided (committed, failed and rebooting, not a trial).
+    ///
+    /// After an update the new slot is on trial until every required check passes together
+    /// before the deadline; then the agent commits it (marks it good). Otherwise it marks the
+    /// slot bad and reboots into the old one, which records why. --wait blocks until the gate
+    /// has decided this boot (retrying while the agent restarts) and sets the exit status:
+    /// 0 committed or not a trial, 1 failed, errored or --timeout passed. outpost-health.service
+    /// runs `outpostctl health --wait` so that boot-complete.target follows the gate.
+    #[command(
+        after_help = "EXAMPLES:\n  outpostctl health\n  outpostctl health --json | jq .phase\n  outpostctl health --wait --timeout 10m && echo committed"
+    )]
+    Health(HealthArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct HealthArgs {
+    /// Print the agent's JSON document instead of the readable summary.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Wait until the gate has decided this boot; exit 0 when committed or not a trial.
+    #[arg(long)]
+    pub wait: bool,
+
+    /// With --wait: give up after this long (e.g. 90s, 10m) with exit status 1.
+    #[arg(long, value_name = "DURATION", requires = "wait", value_parser = parse_duration)]
+    pub timeout: Option<std::time::Duration>,
+}
+
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("{s:?}: {e} (use e.g. 90s, 10m)"))
 }
 
 #[derive(Debug, Args)]

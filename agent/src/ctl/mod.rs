@@ -3,6 +3,7 @@
 pub mod cli;
 pub mod client;
 pub mod format;
+pub mod health;
 pub mod update;
 pub mod update_format;
 
@@ -147,6 +148,7 @@ pub async fn run_live(
         Command::Install(args) => update::install(&socket, &args, tty, live).await,
         Command::Slots(out) => update::slots(&socket, out.json).await,
         Command::Mark(args) => update::mark(&socket, &args).await,
+        Command::Health(args) => health::health(&socket, &args).await,
     }
 }
 

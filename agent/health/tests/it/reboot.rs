@@ -222,3 +222,23 @@ async fn a_restarted_agent_resumes_the_trial_with_its_deadline() {
         t0.elapsed()
     );
 }
+
+#[tokio::test]
+async fn the_status_after_a_verdict_shows_the_run_that_decided_it() {
+    let mut d = Device::new(Kind::Grub);
+    let cfg = config("");
+    d.run_agent(&cfg).await.unwrap();
+    d.install("B", "2.0");
+    d.reboot();
+    d.units.set("app.service", "failed", "failed");
+    let driver = d.driver(&cfg);
+    let status = driver.status();
+    let out = driver.run(d.context()).await.unwrap();
+    assert!(matches!(out, Outcome::Failed { .. }), "{out:?}");
+    let st = status.borrow().clone();
+    assert_eq!(st.phase, outpost_health::status::Phase::Failed);
+    let app = st.checks.iter().find(|c| c.name == "app").unwrap();
+    assert_eq!(app.result, Some(Verdict::Fatal), "{st:?}");
+    assert!(app.runs >= 1);
+    assert!(app.detail.as_deref().unwrap().contains("failed"), "{app:?}");
+}

@@ -1,0 +1,95 @@
+//! The health gate in the daemon: `outpost-health`'s driver wired to the agent's own pieces.
+//!
+//! | file | capability |
+//! |---|---|
+//! | [`context`] | what this boot is: booted slot, its central.raucs keys, boot id, backend family |
+//! | [`probes`] | the built-in checks: local API, outbox writable, uploaded once |
+//! | [`records`] | decisions go to the outbox stream `outpost.health` |
+//! | [`bus`] | systemd1 and login1 over D-Bus, connected on first use |
+//! | [`clock`] | `CLOCK_BOOTTIME` (keeps counting through suspend and agent restarts) |
+//!
+//! The gate runs once per agent start, only when `[update]` is configured (without slots
+//! there is nothing to commit). Its status is published on `AppState::health` for
+//! `GET /v1/health`, `outpostctl health` and D-Bus.
+
+pub mod bus;
+pub mod clock;
+pub mod context;
+pub mod probes;
+pub mod records;
+
+use std::sync::Arc;
+
+use outpost_health::driver::{Capabilities, Driver};
+use outpost_health::status::{HealthStatus, Phase};
+use outpost_health::{GateState, Outcome};
+use tokio::task::JoinHandle;
+
+use crate::api::AppState;
+
+/// File in `state_dir` holding the gate's decisions across restarts and reboots.
+pub const STATE_FILE: &str = "health.json";
+
+/// Starts the gate for this boot, if updates are configured. The task ends with the gate's
+/// verdict; the daemon keeps running either way (a failed gate has asked for a reboot).
+pub fn start(state: Arc<AppState>) -> Option<JoinHandle<()>> {
+    let Some(update) = state.update.clone() else {
+        state.health.send_modify(|s| {
+            s.phase = Phase::NotATrial;
+            s.reason = Some("updates are not configured ([update] is missing)".into());
+        });
+        return None;
+    };
+    Some(tokio::spawn(async move {
+        let prepared = tokio::task::spawn_blocking({
+            let tracker = state.install.clone();
+            move || context::prepare(&update, tracker)
+        })
+        .await;
+        let (ctx, bootloader) = match prepared {
+            Ok(Ok(p)) => p,
+            Ok(Err(e)) => return fail(&state, e.to_string()),
+            Err(e) => return fail(&state, format!("internal task failed: {e}")),
+        };
+        let bus = Arc::new(bus::LazyBus::new(state.config.dbus.as_ref().map(|d| d.bus.clone())));
+        let caps = Capabilities {
+            bootloader,
+            systemd: bus.clone(),
+            logind: bus,
+            records: Arc::new(records::OutboxSink::new(state.outbox.clone())),
+            clock: Arc::new(clock::BootClock),
+            builtins: Arc::new(probes::Probes::new(state.clone())),
+        };
+        let path = state.config.state_dir.join(STATE_FILE);
+        let driver = Driver::new(state.config.health.clone(), path.clone(), caps)
+            .with_status(state.health.clone());
+        tracing::info!(slot = %ctx.booted, family = ctx.family.as_str(), "health gate: assessing this boot");
+        match driver.run(ctx).await {
+            Ok(Outcome::NotATrial) => tracing::info!("health gate: not a trial boot"),
+            Ok(Outcome::Committed) => tracing::info!("health gate: slot committed"),
+            Ok(Outcome::Failed { reason }) => {
+                tracing::error!(%reason, "health gate failed: slot marked bad, reboot requested")
+            }
+            Ok(Outcome::BootedBadSlot { reason }) => {
+                tracing::error!(%reason, "booted a slot the gate marked bad")
+            }
+            Err(e) => tracing::error!(error = %e, "health gate stopped; a restart resumes it"),
+        }
+        // What earlier boots decided (e.g. the rolled-back trial), for `outpostctl health`.
+        if let Ok(saved) = tokio::task::spawn_blocking(move || GateState::load(&path)).await {
+            match saved {
+                Ok(saved) => state.health.send_modify(|s| s.last = saved.last),
+                Err(e) => tracing::warn!(error = %e, "reading the health state back"),
+            }
+        }
+    }))
+}
+
+fn fail(state: &AppState, reason: String) {
+    tracing::error!(%reason, "health gate cannot assess this boot");
+    state.health.send_replace(HealthStatus {
+        phase: Phase::Error,
+        reason: Some(reason),
+        ..HealthStatus::default()
+    });
+}
