@@ -1,4 +1,5 @@
-# services.outpost.agent: the device daemon as a hardened systemd service.
+# services.outpost.agent: the device daemon as a hardened systemd service, the health gate's
+# outpost-health.service and the agent's D-Bus policy.
 #
 # Style follows nixpkgs nixos/modules/security/tpm2.nix (mkEnableOption, mkPackageOption,
 # typed options with defaultText, config = mkIf cfg.enable (mkMerge [ ... ])); the token /
@@ -6,6 +7,13 @@
 # rendered with pkgs.formats.toml, so it lands in the store: it must never hold a secret. The
 # hub TLS files are therefore *paths* (hub.caFile/certFile/keyFile) that systemd hands to the
 # service with LoadCredential=, and the rendered config points at the credential copies.
+#
+# The units are single-sourced: both are read from the shipped files in packaging/systemd
+# (what non-NixOS systems install), and only what depends on options or store paths is replaced
+# here (ExecStart, WatchdogSec, Group, StateDirectory, RuntimeDirectory, ReadWritePaths,
+# LoadCredential). docs/systemd.md explains every line; tests/packaging/check-units verifies the
+# files with systemd-analyze. Likewise the D-Bus policy is packaging/dbus/io.outpost.Agent.conf
+# with the admin group and bus names substituted.
 #
 # Key names mirror agent/src/config.rs (RawConfig, which denies unknown fields).
 { config
@@ -58,27 +66,155 @@ let
   finalSettings = dropNulls cfg.settings // hubSection;
 
   runtimeDir = dirOf cfg.settings.api.socket;
+
+  # Reads a shipped unit file into { Unit = { ... }; Service = { ... }; Install = { ... }; }.
+  # Grammar (checked by tests/packaging/check-units): "[Section]", "Key=Value", blank and "#"
+  # lines. A key given once is a string, a repeated key a list (NixOS renders one line per
+  # element, and other modules' lists for the same key are appended); yes/no become booleans.
+  readUnit =
+    file:
+    let
+      lines = lib.filter (l: l != "" && !(lib.hasPrefix "#" l)) (
+        map lib.trim (lib.splitString "\n" (builtins.readFile file))
+      );
+      value =
+        v:
+        if v == "yes" then
+          true
+        else if v == "no" then
+          false
+        else
+          v;
+      step =
+        acc: line:
+        let
+          section = builtins.match "\\[([A-Za-z]+)]" line;
+          kv = builtins.match "([A-Za-z]+)=(.*)" line;
+          key = lib.elemAt kv 0;
+          old = acc.sections.${acc.current}.${key} or null;
+          new = value (lib.elemAt kv 1);
+        in
+        if section != null then
+          acc // { current = lib.head section; }
+        else if kv != null && acc.current != null then
+          lib.recursiveUpdate acc
+            {
+              sections.${acc.current}.${key} = if old == null then new else lib.toList old ++ [ new ];
+            }
+        else
+          throw "${toString file}: cannot read line: ${line}";
+    in
+    (lib.foldl' step
+      {
+        current = null;
+        sections = { };
+      }
+      lines).sections;
+
+  # "a.target b.target" (or several such lines) -> [ "a.target" "b.target" ]
+  words = v: lib.filter (w: w != "") (lib.concatMap (lib.splitString " ") (lib.toList v));
+
+  # A shipped unit as a NixOS systemd.services entry: the [Unit] keys that have NixOS options
+  # go there (so other modules can add to them), every other key goes through verbatim. Keys
+  # that other modules typically extend are always lists, so their lists are appended.
+  fromShipped =
+    unit:
+    let
+      u = unit.Unit;
+      deps = [
+        "Description"
+        "Wants"
+        "Requires"
+        "After"
+        "Before"
+      ];
+      listKeys = [
+        "Environment"
+        "ReadWritePaths"
+        "DeviceAllow"
+        "SupplementaryGroups"
+        "SystemCallFilter"
+      ];
+    in
+    {
+      description = u.Description;
+      wants = words (u.Wants or [ ]);
+      requires = words (u.Requires or [ ]);
+      after = words (u.After or [ ]);
+      before = words (u.Before or [ ]);
+      unitConfig = removeAttrs u deps;
+      serviceConfig = lib.mapAttrs (k: v: if lib.elem k listKeys then lib.toList v else v) unit.Service;
+      wantedBy = words (unit.Install.WantedBy or [ ]);
+      requiredBy = words (unit.Install.RequiredBy or [ ]);
+    };
+
+  agentUnit = fromShipped (readUnit ../packaging/systemd/outpost-agent.service);
+  healthUnit = fromShipped (readUnit ../packaging/systemd/outpost-health.service);
+
+  # The names the agent owns ([dbus], docs/configuration.md): none without a [dbus] table, and
+  # a name set to "" is not served. The policy is installed only when a name is served, and the
+  # rules of a name not served are pointed at the other one (where they match nothing the
+  # agent serves), so the policy never touches a real RAUC running beside the agent.
+  dbusNames =
+    let
+      d = cfg.settings.dbus or null;
+      rauc = if d == null then "" else d.rauc_name or "de.pengutronix.rauc";
+      agent = if d == null then "" else d.agent_name or "io.outpost.Agent";
+    in
+    {
+      rauc = if rauc == "" then agent else rauc;
+      agent = if agent == "" then rauc else agent;
+      served = rauc != "" || agent != "";
+    };
+  dbusPolicy = pkgs.writeTextDir "share/dbus-1/system.d/io.outpost.Agent.conf" (
+    lib.replaceStrings
+      [
+        ''group="outpost-admin"''
+        ''"de.pengutronix.rauc"''
+        ''"io.outpost.Agent"''
+      ]
+      [
+        ''group="${cfg.adminGroup}"''
+        ''"${dbusNames.rauc}"''
+        ''"${dbusNames.agent}"''
+      ]
+      (builtins.readFile ../packaging/dbus/io.outpost.Agent.conf)
+  );
 in
 {
+  imports = [
+    (lib.mkRemovedOptionModule [
+      "services"
+      "outpost"
+      "agent"
+      "user"
+    ] "outpost-agent runs as root (it writes slot devices and the bootloader environment); see docs/systemd.md.")
+  ];
+
   options.services.outpost.agent = {
     enable = lib.mkEnableOption "the Outpost device agent (durable telemetry outbox, local API)";
 
     package = lib.mkPackageOption pkgs "outpost-agent" { };
 
-    user = lib.mkOption {
-      type = lib.types.str;
-      default = "outpost";
-      description = "System user the agent runs as. Created by this module.";
-    };
-
     group = lib.mkOption {
       type = lib.types.str;
       default = "outpost";
       description = ''
-        Group of the agent. The local API socket is created with this group and
-        {option}`settings.api.socket_mode` (0660 by default), so users and services that may
-        publish records are added to this group (e.g. `users.users.app.extraGroups = [ "outpost" ]`
-        or `SupplementaryGroups=outpost`).
+        Group of the agent (which runs as root). The local API socket is created with this
+        group and {option}`settings.api.socket_mode` (0660 by default), so users and services
+        that may publish records are added to this group (e.g.
+        `users.users.app.extraGroups = [ "outpost" ]` or `SupplementaryGroups=outpost`).
+        outpost-health.service joins it to ask the health gate.
+      '';
+    };
+
+    adminGroup = lib.mkOption {
+      type = lib.types.str;
+      default = "outpost-admin";
+      description = ''
+        Members may call the agent's mutating D-Bus methods on the system bus: RAUC's
+        `InstallBundle`, `Install` and `Mark`, and `io.outpost.Agent1.Publish`. Everyone may
+        call the read-only ones; root may call everything. Created by this module.
       '';
     };
 
@@ -86,8 +222,9 @@ in
       type = lib.types.str;
       default = "30s";
       description = ''
-        systemd WatchdogSec= for the agent. The agent pings at half this interval
-        (agent/src/systemd.rs); a hung agent is killed and restarted.
+        systemd WatchdogSec= for the agent. The agent pings at most every min(WatchdogSec/2,
+        10s) (agent/src/systemd.rs); a hung agent is killed and restarted, and five restarts
+        within 10 minutes reboot the device (docs/systemd.md).
       '';
     };
 
@@ -267,95 +404,42 @@ in
           }
         ];
 
-        users.users.${cfg.user} = {
-          isSystemUser = true;
-          inherit (cfg) group;
-          description = "Outpost agent";
-        };
         users.groups.${cfg.group} = { };
+        users.groups.${cfg.adminGroup} = { };
+        # SupplementaryGroups=tss of the shipped unit (owner of /dev/tpmrm0 with
+        # security.tpm2.enable); the group must exist even on a device without a TPM.
+        users.groups.tss = { };
 
         # For operators and `outpostctl --config /etc/outpost/agent.toml` (outpostctl also finds
         # the default socket /run/outpost/agent.sock by itself).
         environment.etc."outpost/agent.toml".source = cfg.configFile;
         environment.systemPackages = [ cfg.package ];
 
-        systemd.services.${unitName} = {
-          description = "Outpost device agent";
-          wantedBy = [ "multi-user.target" ];
-          wants = [ "network-online.target" ];
-          after = [
-            "network-online.target"
-            "time-sync.target"
-          ];
-          # Never give up restarting: nobody is at the device to reset a failed unit.
-          startLimitIntervalSec = 0;
+        services.dbus.packages = lib.optional dbusNames.served dbusPolicy;
 
-          serviceConfig = {
-            Type = "notify";
-            NotifyAccess = "main";
+        # packaging/systemd/outpost-agent.service with this system's paths.
+        systemd.services.${unitName} = agentUnit // {
+          serviceConfig = agentUnit.serviceConfig // {
             ExecStart = "${lib.getExe' cfg.package "outpost-agent"} --config ${cfg.configFile}";
             WatchdogSec = cfg.watchdogSec;
-            Restart = "always";
-            RestartSec = "2s";
-            # The agent drains in-flight publishes on SIGTERM; give it time before SIGKILL.
-            TimeoutStopSec = "30s";
-            # glibc otherwise keeps up to 8 malloc arenas per core; two halve the agent's peak
-            # RSS under load (62 -> 28 MiB in scripts/bench outbox) at no measurable cost.
-            Environment = [ "MALLOC_ARENA_MAX=2" ];
-
-            User = cfg.user;
             Group = cfg.group;
             StateDirectory = lib.removePrefix "/var/lib/" cfg.settings.state_dir;
-            StateDirectoryMode = "0700";
             RuntimeDirectory = lib.removePrefix "/run/" runtimeDir;
-            # Group members must traverse the folder to reach the socket.
-            RuntimeDirectoryMode = "0750";
-            UMask = "0077";
-            ReadWritePaths = cfg.readWritePaths;
-
+            ReadWritePaths = agentUnit.serviceConfig.ReadWritePaths ++ cfg.readWritePaths;
             LoadCredential = lib.optionals (cfg.hub != null) [
               "hub-ca.pem:${cfg.hub.caFile}"
               "device.pem:${cfg.hub.certFile}"
               "device.key:${cfg.hub.keyFile}"
             ];
+          };
+        };
 
-            # Least privilege: no capabilities, no devices, nothing writable but its own dirs.
-            CapabilityBoundingSet = [ "" ];
-            AmbientCapabilities = [ "" ];
-            NoNewPrivileges = true;
-            ProtectSystem = "strict";
-            ProtectHome = true;
-            PrivateTmp = true;
-            PrivateDevices = true;
-            DevicePolicy = "closed";
-            PrivateMounts = true;
-            ProtectKernelTunables = true;
-            ProtectKernelModules = true;
-            ProtectKernelLogs = true;
-            ProtectControlGroups = true;
-            ProtectClock = true;
-            ProtectHostname = true;
-            ProtectProc = "invisible";
-            ProcSubset = "pid";
-            RestrictAddressFamilies = [
-              "AF_UNIX"
-              "AF_INET"
-              "AF_INET6"
-            ];
-            RestrictNamespaces = true;
-            RestrictRealtime = true;
-            RestrictSUIDSGID = true;
-            LockPersonality = true;
-            MemoryDenyWriteExecute = true;
-            RemoveIPC = true;
-            KeyringMode = "private";
-            SystemCallArchitectures = "native";
-            SystemCallFilter = [
-              "@system-service"
-              "~@privileged"
-              "~@resources"
-            ];
-            SystemCallErrorNumber = "EPERM";
+        # packaging/systemd/outpost-health.service: boot-complete.target (and so
+        # systemd-bless-boot) waits for the health gate's decision.
+        systemd.services.outpost-health = healthUnit // {
+          serviceConfig = healthUnit.serviceConfig // {
+            ExecStart = "${lib.getExe' cfg.package "outpostctl"} --socket ${cfg.settings.api.socket} health --wait";
+            SupplementaryGroups = [ cfg.group ];
           };
         };
       }

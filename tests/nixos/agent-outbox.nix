@@ -100,13 +100,18 @@ in
         device.succeed("grep -q /run/credentials/outpost-agent.service/device.key /etc/outpost/agent.toml")
         device.fail("grep -q ${identity} /etc/outpost/agent.toml")
 
-    with subtest("the agent runs unprivileged, ready before the hub exists"):
+    with subtest("the agent runs as confined root, ready before the hub exists"):
         device.succeed("systemctl start outpost-agent.service")
         device.wait_for_unit("outpost-agent.service")
-        assert device.succeed("systemctl show -P User outpost-agent.service").strip() == "outpost"
+
+        def show(prop: str) -> str:
+            return device.succeed(f"systemctl show -P {prop} outpost-agent.service").strip()
+
+        assert show("User") == "root"
+        assert show("CapabilityBoundingSet") == "cap_sys_boot", show("CapabilityBoundingSet")
+        assert show("DevicePolicy") == "closed"
         device.succeed("test -S ${socket}")
-        # The agent's user cannot read the original key; it got a credential copy.
-        device.fail("runuser -u outpost -- cat ${identity}/device.key")
+        assert device.succeed("stat -c %G:%a ${socket}").strip() == "outpost:660"
 
     ids: set[str] = set()
     with subtest("publish while the hub is down; only the agent's group may publish"):

@@ -43,6 +43,7 @@ let
       services.resolved = free;
       services.timesyncd = free;
       services.journald = free;
+      services.dbus = free;
     };
     config.system.image = {
       id = "outpost";
@@ -66,6 +67,8 @@ let
         generate = name: _value: "/nix/store/00000000000000000000000000000000-${name}";
       };
     outpost-agent = fakeDrv "outpost-agent";
+    # Keeps the text, so the D-Bus policy the module installs can be inspected.
+    writeTextDir = path: text: fakeDrv (baseNameOf path) // { inherit path text; };
     coreutils = fakeDrv "coreutils";
   };
 
@@ -94,6 +97,16 @@ let
 
   agentMinimal = eval [{ services.outpost.agent.enable = true; }];
   agentMinimalUnit = agentMinimal.systemd.services.outpost-agent.serviceConfig;
+  agentMinimalHealth = agentMinimal.systemd.services.outpost-health;
+  agentPolicy = lib.head
+    (eval [
+      {
+        services.outpost.agent = {
+          enable = true;
+          settings.dbus = { };
+        };
+      }
+    ]).services.dbus.packages;
 
   agentFull = eval [
     {
@@ -213,28 +226,76 @@ in
     && !(s.api ? tcp)
     && s.uploader == { }
   ))
-  (check "agent: unit is Type=notify with watchdog, restarts forever" (
+  (check "agent: unit is Type=notify with watchdog; a crash loop reboots" (
     agentMinimalUnit.Type == "notify"
     && agentMinimalUnit.WatchdogSec == "30s"
     && agentMinimalUnit.Restart == "always"
-    && agentMinimal.systemd.services.outpost-agent.startLimitIntervalSec == 0
+    && agentMinimal.systemd.services.outpost-agent.unitConfig.StartLimitAction == "reboot"
+    && agentMinimal.systemd.services.outpost-agent.wantedBy == [ "multi-user.target" ]
   ))
-  (check "agent: unit is least-privilege" (
-    agentMinimalUnit.User == "outpost"
-    && agentMinimalUnit.CapabilityBoundingSet == [ "" ]
+  (check "agent: unit is the shipped one (root, one capability, closed device policy)" (
+    agentMinimalUnit.User == "root"
+    && agentMinimalUnit.Group == "outpost"
+    && agentMinimalUnit.SupplementaryGroups == [ "tss" ]
+    && agentMinimalUnit.CapabilityBoundingSet == "CAP_SYS_BOOT"
     && agentMinimalUnit.NoNewPrivileges
     && agentMinimalUnit.ProtectSystem == "strict"
     && agentMinimalUnit.ProtectHome
     && agentMinimalUnit.PrivateTmp
-    && agentMinimalUnit.RestrictAddressFamilies == [
-      "AF_UNIX"
-      "AF_INET"
-      "AF_INET6"
-    ]
+    && agentMinimalUnit.DevicePolicy == "closed"
+    && lib.elem "char-tpmrm rw" agentMinimalUnit.DeviceAllow
+    && agentMinimalUnit.RestrictAddressFamilies == "AF_UNIX AF_INET AF_INET6 AF_NETLINK"
     && lib.elem "@system-service" agentMinimalUnit.SystemCallFilter
     && agentMinimalUnit.StateDirectory == "outpost"
     && agentMinimalUnit.RuntimeDirectory == "outpost"
+    && lib.elem "-/boot" agentMinimalUnit.ReadWritePaths
     && agentMinimalUnit.LoadCredential == [ ]
+    && lib.hasPrefix "/nix/store/" agentMinimalUnit.ExecStart
+  ))
+  (check "agent: outpost-health gates boot-complete.target on the health gate" (
+    agentMinimalHealth.requiredBy == [ "boot-complete.target" ]
+    && agentMinimalHealth.before == [ "boot-complete.target" ]
+    && agentMinimalHealth.requires == [ "outpost-agent.service" ]
+    && agentMinimalHealth.after == [ "outpost-agent.service" ]
+    && agentMinimalHealth.serviceConfig.Type == "oneshot"
+    && agentMinimalHealth.serviceConfig.SupplementaryGroups == [ "outpost" ]
+    && lib.hasSuffix "outpostctl --socket /run/outpost/agent.sock health --wait"
+      agentMinimalHealth.serviceConfig.ExecStart
+  ))
+  (check "agent: D-Bus policy follows [dbus]: admin group and names substituted" (
+    let
+      policyOf =
+        agent:
+        map (p: p.text)
+          (eval [
+            {
+              services.outpost.agent = {
+                enable = true;
+              }
+              // agent;
+            }
+          ]).services.dbus.packages;
+      default = policyOf { settings.dbus = { }; };
+      custom = policyOf {
+        adminGroup = "ops";
+        settings.dbus.rauc_name = "io.outpost.Rauc";
+      };
+      besideRauc = policyOf { settings.dbus.rauc_name = ""; };
+      has = s: texts: texts != [ ] && lib.hasInfix s (lib.head texts);
+    in
+    agentPolicy.path == "share/dbus-1/system.d/io.outpost.Agent.conf"
+    && has ''group="outpost-admin"'' default
+    && has ''own="de.pengutronix.rauc"'' default
+    && agentMinimal.users.groups ? outpost-admin
+    && has ''group="ops"'' custom
+    && !(has ''group="outpost-admin"'' custom)
+    && has ''own="io.outpost.Rauc"'' custom
+    && has ''send_interface="de.pengutronix.rauc.Installer"'' custom
+    # beside a real RAUC: nothing names it
+    && !(has ''"de.pengutronix.rauc"'' besideRauc)
+    && has ''own="io.outpost.Agent"'' besideRauc
+    # no [dbus] table: the agent owns no name, no policy is installed
+    && (agentMinimal.services.dbus.packages or [ ]) == [ ]
   ))
   (check "agent: rendered keys are all keys the agent knows" (
     onlyKnown agentKeys.top rendered
