@@ -40,6 +40,8 @@ pub struct Running {
     trigger: ShutdownTrigger,
     state: Arc<AppState>,
     servers: Vec<JoinHandle<()>>,
+    /// RAUC's API and io.outpost.Agent1 on D-Bus (`[dbus]`), if served.
+    bus: Option<crate::bus::BusHandle>,
     uploader: Option<JoinHandle<()>>,
     reporter: JoinHandle<()>,
     /// The health gate of this boot (`None` without `[update]`).
@@ -99,6 +101,14 @@ pub async fn start(config: Config) -> Result<Running, DaemonError> {
         .into_iter()
         .map(|l| tokio::spawn(api::serve(l, state.clone(), shutdown.clone())))
         .collect();
+    // Never fatal: without the bus the agent still queues, uploads and runs the gate.
+    let bus = match &config.dbus {
+        Some(cfg) => crate::bus::serve(state.clone(), cfg)
+            .await
+            .map_err(|e| tracing::error!(error = %e, "D-Bus not served; running without it"))
+            .ok(),
+        None => None,
+    };
 
     let uploader = config.hub.clone().map(|hub| {
         // Fail loudly in the log but keep queueing: publishing must work even while the
@@ -119,6 +129,7 @@ pub async fn start(config: Config) -> Result<Running, DaemonError> {
         trigger,
         state,
         servers,
+        bus,
         uploader,
         reporter,
         health,
@@ -130,6 +141,9 @@ impl Running {
     /// Stops accepting, finishes in-flight requests, stops the uploader, closes the outbox.
     pub async fn stop(self) -> Result<(), DaemonError> {
         self.trigger.trigger();
+        if let Some(bus) = self.bus {
+            bus.stop().await;
+        }
         if let Some(gate) = self.health {
             // Safe at any await point: every decision is persisted before it is acted on,
             // and the next start resumes the trial (see outpost-health's invariants).

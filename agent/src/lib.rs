@@ -4,6 +4,7 @@
 //! acknowledged its id. `outpostctl` (see [`ctl`]) is the command-line client of the local API.
 
 pub mod api;
+pub mod bus;
 pub mod config;
 pub mod ctl;
 pub mod daemon;

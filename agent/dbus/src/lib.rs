@@ -1,21 +1,29 @@
 //! `outpost-dbus`: the only crate that imports zbus. Clients for the few D-Bus calls the agent
-//! makes, implementing `outpost-health`'s capability traits:
+//! makes, implementing `outpost-health`'s capability traits, and the servers the agent offers,
+//! each behind a trait of plain Rust types that the daemon implements:
 //!
 //! | module | bus name | calls |
 //! |---|---|---|
 //! | [`systemd`] | `org.freedesktop.systemd1` | `Manager.GetUnit`, `Manager.LoadUnit`, `Unit.{LoadState,ActiveState,SubState}` |
 //! | [`logind`] | `org.freedesktop.login1` | `Manager.Reboot(false)` |
-//! | `testing` (feature `testing`) | both | a private `dbus-daemon` and a fake service answering those calls |
+//! | [`rauc`] (server) | `de.pengutronix.rauc` | RAUC 1.8's `de.pengutronix.rauc.Installer` at `/`, over [`rauc::InstallerBackend`] |
+//! | [`agent1`] (server) | `io.outpost.Agent` | `io.outpost.Agent1` at `/io/outpost/Agent1`, over [`agent1::AgentBackend`] |
+//! | [`server`] | | connects, exports both, requests the names: [`serve`] |
+//! | `testing` (feature `testing`) | both clients' | a private `dbus-daemon` and a fake service answering those calls |
 //!
 //! zbus 5 runs on the caller's tokio runtime (feature `tokio`); no other executor is started.
 #![forbid(unsafe_code)]
 
+pub mod agent1;
 pub mod logind;
+pub mod rauc;
+pub mod server;
 pub mod systemd;
 #[cfg(feature = "testing")]
 pub mod testing;
 
 pub use logind::DbusLogind;
+pub use server::{serve, Bus, BusServer, ServeConfig, ServeError};
 pub use systemd::DbusSystemd;
 
 /// Errors of connecting to a bus.

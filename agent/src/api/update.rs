@@ -16,6 +16,7 @@ use super::errors::{ApiError, Reason};
 use super::response::{json, Resp};
 use super::state::AppState;
 use crate::config::UpdateConfig;
+use crate::update::install::{Overrides, StartError};
 use crate::update::{self, UpdateError};
 use crate::views::{InstallRequest, MarkRequest};
 
@@ -62,38 +63,22 @@ fn busy() -> ApiError {
 pub async fn start_install(state: &AppState, req: Request<Incoming>) -> Result<Resp, ApiError> {
     let cfg = configured(state)?;
     let body: InstallRequest = read_json(state, req).await?;
-    let path = std::path::PathBuf::from(&body.bundle);
-    if !path.is_absolute() {
-        return Err(ApiError::bad_request(
-            Reason::InvalidRequest,
-            format!(
-                "bundle {:?} must be an absolute path on the device",
-                body.bundle
-            ),
-        ));
-    }
-    // A stat only (not is_file): the bundle may come through a pipe or a device node.
-    if let Err(e) = tokio::fs::metadata(&path).await {
-        return Err(ApiError::bad_request(
-            Reason::InvalidRequest,
-            format!("bundle {}: {e}", path.display()),
-        ));
-    }
-    let view = state.install.try_begin(&body.bundle).ok_or_else(busy)?;
-    tracing::info!(bundle = %path.display(), "install started");
-    let tracker = state.install.clone();
-    // Detached: the install outlives this request. A daemon shutdown waits for it (the
-    // runtime joins blocking tasks), so it is never cut between "written" and "activated".
-    drop(tokio::task::spawn_blocking(move || {
-        let result = update::install::run(&cfg, &path, &tracker);
-        match &result {
-            Ok(r) => {
-                tracing::info!(written = ?r.written, activated = ?r.activated, "install succeeded")
-            }
-            Err(e) => tracing::warn!(error = %e, "install failed"),
+    let view = update::install::start(
+        cfg,
+        state.install.clone(),
+        &body.bundle,
+        Overrides::default(),
+    )
+    .await
+    .map_err(|e| match e {
+        StartError::Busy => busy(),
+        StartError::Held(reason) => {
+            ApiError::new(StatusCode::CONFLICT, Reason::InstallBusy, reason)
         }
-        tracker.finish(&result);
-    }));
+        e @ (StartError::NotAbsolute(_) | StartError::Unreadable { .. }) => {
+            ApiError::bad_request(Reason::InvalidRequest, e.to_string())
+        }
+    })?;
     Ok(json(StatusCode::ACCEPTED, &view))
 }
 

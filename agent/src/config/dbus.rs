@@ -139,7 +139,9 @@ mod tests {
     fn an_empty_name_turns_the_api_off_and_a_bad_one_is_refused() {
         assert_eq!(resolve(raw(None, Some(""))).unwrap().rauc_name, None);
         assert_eq!(
-            resolve(raw(None, Some("com.example.rauc2"))).unwrap().rauc_name,
+            resolve(raw(None, Some("com.example.rauc2")))
+                .unwrap()
+                .rauc_name,
             Some("com.example.rauc2".into())
         );
         for bad in ["rauc", "de..rauc", "de.1rauc", "de.rau c"] {

@@ -35,6 +35,8 @@ pub enum UpdateError {
     Mark(#[from] outpost_update::mark::MarkError),
     #[error(transparent)]
     Status(#[from] outpost_update::status_file::StatusFileError),
+    #[error("manifest hash mismatch: required {expected}, bundle has {found}")]
+    ManifestHash { expected: String, found: String },
     #[error("cannot create data directory {path}: {source}")]
     DataDir {
         path: PathBuf,
