@@ -147,8 +147,10 @@ impl Driver {
         let plan = GatePlan::from_config(&self.config);
         let (mut gate, actions) = Gate::begin(plan, &facts, state, self.now());
         let mut tasks: JoinSet<Finished> = JoinSet::new();
-        self.publish(&gate, &facts);
+        // Published only after the actions ran: a status that says "decided" means the
+        // decision is persisted, recorded and carried out (`outpostctl health --wait` relies on it).
         self.execute(actions, &mut tasks).await?;
+        self.publish(&gate, &facts);
         while let Gate::ExpectResults(e) = &gate {
             let wait = e.next_wakeup().saturating_sub(self.caps.clock.since_boot());
             let input = tokio::select! {
@@ -171,8 +173,8 @@ impl Driver {
             self.note_result(&input);
             let (next, actions) = gate.handle(input);
             gate = next;
-            self.publish(&gate, &facts);
             self.execute(actions, &mut tasks).await?;
+            self.publish(&gate, &facts);
         }
         match gate {
             Gate::Done(outcome) => Ok(outcome),
@@ -316,10 +318,17 @@ impl Driver {
                     }
                 };
                 let prev = self.status.borrow().clone();
+                // What this and earlier boots decided (e.g. the rolled-back trial): the state
+                // file holds it once the gate is done, and the status shows it at once.
+                let last = GateState::load(&self.state_path)
+                    .ok()
+                    .and_then(|s| s.last)
+                    .or(prev.last.clone());
                 HealthStatus {
                     phase,
                     booted: Some(facts.booted.slot.clone()),
                     reason,
+                    last,
                     ..prev
                 }
             }

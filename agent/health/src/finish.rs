@@ -227,7 +227,7 @@ fn record(
         boots: t.boots,
         reason,
         started_at: Some(t.started_at.clone()),
-        decided_at: rfc3339(now.wall),
+        decided_at: t.decided_at.clone().unwrap_or_else(|| rfc3339(now.wall)),
         deadline_ms: ctx.deadline_ms,
         checks: t.checks.clone(),
     }

@@ -195,6 +195,7 @@ impl ExpectResults {
         let resumed = resume_from_ms.is_some();
         if !resumed {
             state.trial = Some(TrialState {
+                decided_at: None,
                 slot,
                 boot_id: facts.boot_id.clone(),
                 boots,
@@ -337,6 +338,7 @@ impl ExpectResults {
         let reports = self.reports();
         if let Some(t) = self.state.trial.as_mut() {
             t.decision = Some(decision);
+            t.decided_at = Some(crate::record::rfc3339(now.wall));
             t.checks = reports;
         }
         let facts_booted = self.booted;

@@ -87,6 +87,10 @@ pub struct TrialState {
     pub started_at: String,
     /// Written before it is acted on.
     pub decision: Option<Decision>,
+    /// When the decision was taken (RFC 3339): a record repeated after a restart carries the
+    /// same time, so the repeat is byte-identical and the outbox stores it once.
+    #[serde(default)]
+    pub decided_at: Option<String>,
     /// The checks as of the decision (for the records written when finishing it).
     #[serde(default)]
     pub checks: Vec<CheckReport>,
@@ -189,6 +193,7 @@ mod tests {
                 version: Some("1".into()),
             }),
             trial: Some(TrialState {
+                decided_at: None,
                 slot: SlotRef {
                     slot: "B".into(),
                     activation: ActivationKey {

@@ -66,7 +66,9 @@ pub(crate) enum Request {
         reply: CountReply,
     },
     /// A write that changes nothing, to prove the store still takes writes (health checks).
-    Probe { reply: CountReply },
+    Probe {
+        reply: CountReply,
+    },
     /// Finish everything queued before this, then stop.
     Shutdown,
 }

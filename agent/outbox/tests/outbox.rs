@@ -615,5 +615,8 @@ fn probe_commits_a_write_that_changes_nothing() {
     assert_eq!(after.streams, before.streams, "and changes no data");
     assert_eq!(after.totals.used_bytes, before.totals.used_bytes);
     outbox.clone().close();
-    assert!(outbox.probe().wait().is_err(), "a closed outbox fails the probe");
+    assert!(
+        outbox.probe().wait().is_err(),
+        "a closed outbox fails the probe"
+    );
 }

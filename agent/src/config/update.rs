@@ -98,7 +98,10 @@ pub(super) fn resolve(
     let booted = raw.booted_slot.clone();
     let boot_id = raw.boot_id.clone();
     if let Some(id) = &boot_id {
-        if id.is_empty() || id.len() > 64 || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+        if id.is_empty()
+            || id.len() > 64
+            || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        {
             return Err(format!(
                 "update.boot_id {id:?} must be 1 to 64 letters, digits or '-' (like /proc/sys/kernel/random/boot_id)"
             ));

@@ -28,11 +28,14 @@ impl LazyBus {
             .get_or_try_init(|| async {
                 let address = match &self.bus {
                     None | Some(BusAddress::System) => None,
-                    Some(BusAddress::Session) => Some(
-                        std::env::var("DBUS_SESSION_BUS_ADDRESS").map_err(|_| {
-                            ClientError("[dbus] bus = \"session\" but DBUS_SESSION_BUS_ADDRESS is not set".into())
-                        })?,
-                    ),
+                    Some(BusAddress::Session) => {
+                        Some(std::env::var("DBUS_SESSION_BUS_ADDRESS").map_err(|_| {
+                            ClientError(
+                                "[dbus] bus = \"session\" but DBUS_SESSION_BUS_ADDRESS is not set"
+                                    .into(),
+                            )
+                        })?)
+                    }
                     Some(BusAddress::Address(a)) => Some(a.clone()),
                 };
                 let conn = outpost_dbus::connect(address.as_deref())

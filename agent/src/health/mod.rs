@@ -22,10 +22,11 @@ use std::sync::Arc;
 
 use outpost_health::driver::{Capabilities, Driver};
 use outpost_health::status::{HealthStatus, Phase};
-use outpost_health::{GateState, Outcome};
+use outpost_health::Outcome;
 use tokio::task::JoinHandle;
 
 use crate::api::AppState;
+use crate::update::tracker::Hold;
 
 /// File in `state_dir` holding the gate's decisions across restarts and reboots.
 pub const STATE_FILE: &str = "health.json";
@@ -40,6 +41,8 @@ pub fn start(state: Arc<AppState>) -> Option<JoinHandle<()>> {
         });
         return None;
     };
+    state.install.hold(Hold::Pending);
+    tokio::spawn(hold_installs_during_trials(state.clone()));
     Some(tokio::spawn(async move {
         let prepared = tokio::task::spawn_blocking({
             let tracker = state.install.clone();
@@ -51,7 +54,9 @@ pub fn start(state: Arc<AppState>) -> Option<JoinHandle<()>> {
             Ok(Err(e)) => return fail(&state, e.to_string()),
             Err(e) => return fail(&state, format!("internal task failed: {e}")),
         };
-        let bus = Arc::new(bus::LazyBus::new(state.config.dbus.as_ref().map(|d| d.bus.clone())));
+        let bus = Arc::new(bus::LazyBus::new(
+            state.config.dbus.as_ref().map(|d| d.bus.clone()),
+        ));
         let caps = Capabilities {
             bootloader,
             systemd: bus.clone(),
@@ -61,8 +66,8 @@ pub fn start(state: Arc<AppState>) -> Option<JoinHandle<()>> {
             builtins: Arc::new(probes::Probes::new(state.clone())),
         };
         let path = state.config.state_dir.join(STATE_FILE);
-        let driver = Driver::new(state.config.health.clone(), path.clone(), caps)
-            .with_status(state.health.clone());
+        let driver =
+            Driver::new(state.config.health.clone(), path, caps).with_status(state.health.clone());
         tracing::info!(slot = %ctx.booted, family = ctx.family.as_str(), "health gate: assessing this boot");
         match driver.run(ctx).await {
             Ok(Outcome::NotATrial) => tracing::info!("health gate: not a trial boot"),
@@ -75,14 +80,31 @@ pub fn start(state: Arc<AppState>) -> Option<JoinHandle<()>> {
             }
             Err(e) => tracing::error!(error = %e, "health gate stopped; a restart resumes it"),
         }
-        // What earlier boots decided (e.g. the rolled-back trial), for `outpostctl health`.
-        if let Ok(saved) = tokio::task::spawn_blocking(move || GateState::load(&path)).await {
-            match saved {
-                Ok(saved) => state.health.send_modify(|s| s.last = saved.last),
-                Err(e) => tracing::warn!(error = %e, "reading the health state back"),
-            }
-        }
     }))
+}
+
+/// Mirrors the gate's phase into the install tracker's hold until the gate has decided.
+async fn hold_installs_during_trials(state: Arc<AppState>) {
+    let mut rx = state.health.subscribe();
+    loop {
+        let hold = {
+            let s = rx.borrow_and_update();
+            match s.phase {
+                Phase::Starting => Hold::Pending,
+                Phase::Checking => Hold::Held(format!(
+                    "slot {} is on trial (health gate checking); installing now would overwrite \
+                     its fallback: wait until it is committed (outpostctl health --wait)",
+                    s.slot.as_deref().unwrap_or("?")
+                )),
+                _ => Hold::Open,
+            }
+        };
+        let decided = hold == Hold::Open;
+        state.install.hold(hold);
+        if decided || rx.changed().await.is_err() {
+            return;
+        }
+    }
 }
 
 fn fail(state: &AppState, reason: String) {

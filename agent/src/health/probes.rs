@@ -56,7 +56,7 @@ async fn status_line(socket: &std::path::Path) -> std::io::Result<String> {
     let mut conn = tokio::net::UnixStream::connect(socket).await?;
     conn.write_all(b"GET /v1/status HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
         .await?;
-    let mut head = vec![0u8; 64];
+    let mut head = [0u8; 64];
     let mut n = 0;
     while n < head.len() {
         let read = conn.read(&mut head[n..]).await?;

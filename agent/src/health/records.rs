@@ -8,7 +8,7 @@ use outpost_health::driver::RecordSink;
 use outpost_health::runner::systemd::ClientError;
 use outpost_health::runner::BoxFuture;
 use outpost_health::HealthRecord;
-use outpost_outbox::{NewRecord, Outbox};
+use outpost_outbox::{EnqueueError, NewRecord, Outbox};
 use outpost_proto::{Priority, RecordId, StreamName};
 
 pub struct OutboxSink {
@@ -44,7 +44,7 @@ impl RecordSink for OutboxSink {
                 serde_json::to_vec(record).map_err(|e| ClientError(format!("encoding: {e}")))?;
             let stream = StreamName::parse(outpost_health::STREAM)
                 .map_err(|e| ClientError(e.to_string()))?;
-            let accepted = self
+            let accepted = match self
                 .outbox
                 .submit(NewRecord {
                     id: Some(record_id(&record.decision_id)?),
@@ -53,7 +53,16 @@ impl RecordSink for OutboxSink {
                     payload,
                 })
                 .await
-                .map_err(|e| ClientError(format!("outbox: {e}")))?;
+            {
+                Ok(a) => a,
+                // The decision was recorded before a restart, with details that differ now
+                // (e.g. a rollback seen again): the first record stands.
+                Err(EnqueueError::Conflict { id }) => {
+                    tracing::info!(%id, "health decision already recorded");
+                    return Ok(());
+                }
+                Err(e) => return Err(ClientError(format!("outbox: {e}"))),
+            };
             tracing::info!(id = %accepted.id, result = record.result.as_str(), slot = %record.slot, duplicate = accepted.duplicate, "health decision recorded");
             Ok(())
         })

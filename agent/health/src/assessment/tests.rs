@@ -24,6 +24,7 @@ fn facts(family: BackendFamily, booted: SlotRef, state: SlotState, left: Option<
 
 fn trial(s: SlotRef, boot: &str, decision: Option<Decision>) -> TrialState {
     TrialState {
+        decided_at: None,
         slot: s,
         boot_id: boot.into(),
         boots: 1,

@@ -328,3 +328,30 @@ fn wall_clock_is_only_informational() {
     let Gate::ExpectResults(e) = g else { panic!() };
     assert_eq!(e.deadline_at(), Duration::from_millis(10_000));
 }
+
+#[test]
+fn a_decision_finished_again_after_a_kill_repeats_the_identical_record() {
+    let record = |a: &[Action]| {
+        a.iter()
+            .find_map(|a| match a {
+                Action::AppendRecord(r) => Some(r.clone()),
+                _ => None,
+            })
+            .unwrap()
+    };
+    for verdict in [Verdict::Pass, Verdict::Fatal] {
+        let (g, _) = Gate::begin(plan(&[("a", true)]), &trial_facts(), base_state(), now(0));
+        let (_, a) = g.handle(done("a", verdict, 10));
+        let Action::PersistState(decided) = a[0].clone() else {
+            panic!("{a:?}")
+        };
+        let first = record(&a);
+        // kill -9 after the decision was written; the agent restarts 3 s later.
+        let (_, again) = Gate::begin(plan(&[("a", true)]), &trial_facts(), *decided, now(3_010));
+        assert_eq!(
+            record(&again),
+            first,
+            "{verdict:?}: the outbox stores it once"
+        );
+    }
+}

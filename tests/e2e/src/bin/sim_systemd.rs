@@ -15,7 +15,10 @@ use clap::Parser;
 use outpost_dbus::testing::{serve, FakeState, TestBus};
 
 #[derive(Parser)]
-#[command(version, about = "A private D-Bus with stand-in systemd1 and login1 services")]
+#[command(
+    version,
+    about = "A private D-Bus with stand-in systemd1 and login1 services"
+)]
 struct Args {
     /// File that gets one line ("reboot <n>") per reboot request.
     #[arg(long, value_name = "FILE")]
@@ -34,7 +37,15 @@ async fn main() -> anyhow::Result<()> {
         let (name, active) = u
             .split_once('=')
             .ok_or_else(|| anyhow::anyhow!("--unit {u:?}: expected NAME=STATE"))?;
-        state.set_unit(name, active, if active == "active" { "running" } else { "dead" });
+        state.set_unit(
+            name,
+            active,
+            if active == "active" {
+                "running"
+            } else {
+                "dead"
+            },
+        );
     }
     let _conn = serve(bus.address(), state.clone()).await?;
     println!("bus: {}", bus.address());

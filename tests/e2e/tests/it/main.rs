@@ -4,8 +4,10 @@
 
 mod bad_input;
 mod crash;
+mod health_gate;
 mod legacy;
 mod partition;
+mod rauc_cli;
 mod store_full;
 
 use std::collections::{BTreeMap, HashSet};
