@@ -236,6 +236,16 @@ interval = "100ms"
         })
     }
 
+    /// `outpostctl health --wait --json`: exit status and the document it printed.
+    fn ctl_wait(&self) -> Result<(Option<i32>, Value)> {
+        let out = Command::new(bin_path("outpostctl"))
+            .arg("--socket")
+            .arg(self.path().join("agent.sock"))
+            .args(["health", "--wait", "--timeout", "30s", "--json"])
+            .output()?;
+        Ok((out.status.code(), serde_json::from_slice(&out.stdout)?))
+    }
+
     fn gate_state(&self) -> Result<Value> {
         Ok(serde_json::from_slice(&std::fs::read(
             self.path().join("state/health.json"),
@@ -292,7 +302,8 @@ fn good_update_commits_bad_update_rolls_back_and_the_old_slot_records_why() -> R
     dev.installed("B", 1, "2.0", 1)?;
     assert_eq!(dev.power_on()?, "B");
     let mut agent = Agent::start(&dev.configure(&sim.address, PASSING)?)?;
-    let h = dev.decided()?;
+    let (code, h) = dev.ctl_wait()?;
+    assert_eq!(code, Some(0), "{h}");
     assert_eq!(h["phase"], "committed", "{h}");
     let app = h["checks"]
         .as_array()
@@ -320,7 +331,8 @@ fn good_update_commits_bad_update_rolls_back_and_the_old_slot_records_why() -> R
     dev.installed("A", 0, "3.0", 1)?;
     assert_eq!(dev.power_on()?, "A");
     let mut agent = Agent::start(&dev.configure(&sim.address, FAILING)?)?;
-    let h = dev.decided()?;
+    let (code, h) = dev.ctl_wait()?;
+    assert_eq!(code, Some(1), "{h}");
     assert_eq!(h["phase"], "failed", "{h}");
     assert!(
         h["reason"]
