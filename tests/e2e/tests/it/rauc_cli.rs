@@ -32,6 +32,28 @@ fn on_bus(bus: &TestBus, program: &str, args: &[&str]) -> Result<Output> {
         .with_context(|| format!("running {program} (apt-get install rauc libglib2.0-bin)"))
 }
 
+/// `gdbus call` of `interface.method` on `dest` at `path`, with gdbus-syntax arguments.
+fn gdbus_call(
+    bus: &TestBus,
+    dest: &str,
+    path: &str,
+    method: &str,
+    args: &[&str],
+) -> Result<Output> {
+    let mut a = vec![
+        "call",
+        "--session",
+        "--dest",
+        dest,
+        "--object-path",
+        path,
+        "--method",
+        method,
+    ];
+    a.extend_from_slice(args);
+    on_bus(bus, "gdbus", &a)
+}
+
 fn text(o: &Output) -> String {
     format!(
         "{}{}",
@@ -210,19 +232,12 @@ fn rauc_cli_installs_marks_and_lists_through_the_agent() -> Result<()> {
     assert_eq!(s["installed"]["count"], 1, "{st}");
     assert_eq!(s["activated"]["count"], 1, "{st}");
     assert_eq!(s["checksum"]["size"], IMAGE_LEN, "{st}");
-    let out = on_bus(
+    let out = gdbus_call(
         &bus,
-        "gdbus",
-        &[
-            "call",
-            "--session",
-            "--dest",
-            "de.pengutronix.rauc",
-            "--object-path",
-            "/",
-            "--method",
-            "de.pengutronix.rauc.Installer.GetSlotStatus",
-        ],
+        "de.pengutronix.rauc",
+        "/",
+        "de.pengutronix.rauc.Installer.GetSlotStatus",
+        &[],
     )?;
     let t = text(&out);
     assert!(t.contains("'installed.count': <uint32 1>"), "{t}");
@@ -237,18 +252,7 @@ fn rauc_cli_installs_marks_and_lists_through_the_agent() -> Result<()> {
     let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&manifest.stdout));
     let rauc_call = |method: &str, args: &[&str]| -> Result<Output> {
         let m = format!("de.pengutronix.rauc.Installer.{method}");
-        let mut a = vec![
-            "call",
-            "--session",
-            "--dest",
-            "de.pengutronix.rauc",
-            "--object-path",
-            "/",
-            "--method",
-            &m,
-        ];
-        a.extend_from_slice(args);
-        on_bus(&bus, "gdbus", &a)
+        gdbus_call(&bus, "de.pengutronix.rauc", "/", &m, args)
     };
     let good = b.good.to_str().context("path")?;
     let out = rauc_call("InspectBundle", &[good, "{}"])?;
@@ -307,18 +311,7 @@ fn rauc_cli_installs_marks_and_lists_through_the_agent() -> Result<()> {
     // io.outpost.Agent1: a durable publish and the documents the HTTP API serves.
     let agent1 = |method: &str, args: &[&str]| -> Result<String> {
         let m = format!("io.outpost.Agent1.{method}");
-        let mut a = vec![
-            "call",
-            "--session",
-            "--dest",
-            "io.outpost.Agent",
-            "--object-path",
-            "/io/outpost/Agent1",
-            "--method",
-            &m,
-        ];
-        a.extend_from_slice(args);
-        let out = on_bus(&bus, "gdbus", &a)?;
+        let out = gdbus_call(&bus, "io.outpost.Agent", "/io/outpost/Agent1", &m, args)?;
         ensure!(out.status.success(), "{method}: {}", text(&out));
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     };
@@ -328,22 +321,12 @@ fn rauc_cli_installs_marks_and_lists_through_the_agent() -> Result<()> {
     assert!(stats.contains("app.e2e"), "{stats}");
     let health = agent1("HealthStatus", &[])?;
     assert!(health.contains("phase"), "{health}");
-    let out = on_bus(
+    let out = gdbus_call(
         &bus,
-        "gdbus",
-        &[
-            "call",
-            "--session",
-            "--dest",
-            "io.outpost.Agent",
-            "--object-path",
-            "/io/outpost/Agent1",
-            "--method",
-            "io.outpost.Agent1.Publish",
-            "Bad Stream!",
-            "{}",
-            "",
-        ],
+        "io.outpost.Agent",
+        "/io/outpost/Agent1",
+        "io.outpost.Agent1.Publish",
+        &["Bad Stream!", "{}", ""],
     )?;
     assert!(
         text(&out).contains("org.freedesktop.DBus.Error.InvalidArgs"),
