@@ -12,8 +12,10 @@ use outpost_proto::{Priority, StreamName};
 use serde::Deserialize;
 
 mod dbus;
+mod identity;
 mod update;
 pub use dbus::{BusAddress, DbusConfig};
+pub use identity::{IdentityConfig, TokenSource};
 pub use outpost_health::HealthConfig;
 pub use update::{UpdateConfig, UpdateSource, DEFAULT_AUTOBOOT, DEFAULT_FW_ENV_CONFIG};
 
@@ -53,6 +55,8 @@ pub struct Config {
     pub health: HealthConfig,
     /// `[dbus]`; `None`: nothing is served on D-Bus, systemd and logind are on the system bus.
     pub dbus: Option<DbusConfig>,
+    /// `[identity]`; `None`: the client certificate and key are `[hub] cert` and `key`.
+    pub identity: Option<IdentityConfig>,
 }
 
 #[derive(Debug, Clone)]
@@ -85,8 +89,10 @@ impl OutboxSettings {
 pub struct HubConfig {
     pub url: Uri,
     pub ca: PathBuf,
+    /// The client certificate: `[hub] cert`, or `[identity]`'s certificate.
     pub cert: PathBuf,
-    pub key: PathBuf,
+    /// `[hub] key`; `None` with `[identity]`, whose key backend signs instead.
+    pub key: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -146,6 +152,7 @@ struct RawConfig {
     update: Option<update::RawUpdate>,
     health: Option<HealthConfig>,
     dbus: Option<dbus::RawDbus>,
+    identity: Option<identity::RawIdentity>,
 }
 
 #[derive(Deserialize, Default)]
@@ -178,8 +185,8 @@ struct RawStream {
 struct RawHub {
     url: String,
     ca: PathBuf,
-    cert: PathBuf,
-    key: PathBuf,
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
 }
 
 #[derive(Deserialize, Default)]
@@ -293,16 +300,42 @@ impl Config {
             streams.insert(stream, s.priority);
         }
 
+        let identity = match raw.identity {
+            None => None,
+            Some(i) => Some(identity::resolve(i, &resolve, &state_dir).map_err(invalid)?),
+        };
         let hub = match raw.hub {
             None => None,
-            Some(h) => Some(HubConfig {
-                url: parse_hub_url(&h.url)
-                    .map_err(|m| invalid(format!("hub.url {:?}: {m}", h.url)))?,
-                ca: resolve(&h.ca),
-                cert: resolve(&h.cert),
-                key: resolve(&h.key),
-            }),
+            Some(h) => {
+                let (cert, key) =
+                    match (&identity, h.cert, h.key) {
+                        (Some(id), None, None) => (id.cert.clone(), None),
+                        (Some(_), _, _) => return Err(invalid(
+                            "hub.cert and hub.key must not be set with [identity] (the identity \
+                             backend holds the key and enrollment writes the certificate)"
+                                .into(),
+                        )),
+                        (None, Some(cert), Some(key)) => (resolve(&cert), Some(resolve(&key))),
+                        (None, _, _) => {
+                            return Err(invalid(
+                                "hub.cert and hub.key are required without [identity]".into(),
+                            ))
+                        }
+                    };
+                Some(HubConfig {
+                    url: parse_hub_url(&h.url)
+                        .map_err(|m| invalid(format!("hub.url {:?}: {m}", h.url)))?,
+                    ca: resolve(&h.ca),
+                    cert,
+                    key,
+                })
+            }
         };
+        if identity.is_some() && hub.is_none() {
+            return Err(invalid(
+                "[identity] needs [hub] (url and ca): enrollment and uploads go there".into(),
+            ));
+        }
 
         let d = UploaderConfig::default();
         let u = &raw.uploader;
@@ -390,6 +423,7 @@ impl Config {
             update,
             health,
             dbus,
+            identity,
         })
     }
 }
@@ -497,7 +531,10 @@ mod tests {
         let hub = c.hub.unwrap();
         assert_eq!(hub.ca, Path::new("/etc/outpost/hub-ca.pem"));
         assert_eq!(hub.cert, Path::new("/abs/device.pem"));
-        assert_eq!(hub.key, Path::new("/etc/outpost/device.key"));
+        assert_eq!(
+            hub.key.as_deref(),
+            Some(Path::new("/etc/outpost/device.key"))
+        );
         assert_eq!(hub.url.port_u16(), Some(8443));
         assert_eq!(c.uploader.batch_max_records, 10);
         assert_eq!(c.uploader.request_timeout_ms, 500);

@@ -43,6 +43,8 @@ pub struct Running {
     /// RAUC's API and io.outpost.Agent1 on D-Bus (`[dbus]`), if served.
     bus: Option<crate::bus::BusHandle>,
     uploader: Option<JoinHandle<()>>,
+    /// Opens the device key and enrolls (`[identity]`); ends once enrolled.
+    identity: Option<JoinHandle<()>>,
     reporter: JoinHandle<()>,
     /// The health gate of this boot (`None` without `[update]`).
     health: Option<JoinHandle<()>>,
@@ -110,13 +112,26 @@ pub async fn start(config: Config) -> Result<Running, DaemonError> {
         None => None,
     };
 
+    // [identity]: open the key once (TPM: hundreds of ms) and enroll if needed, beside the API.
+    let identity = state.identity.clone().map(|id| {
+        let backoff = crate::uploader::backoff::Backoff::new(
+            config.uploader.backoff_base_ms,
+            config.uploader.backoff_cap_ms,
+        );
+        tokio::spawn(id.run(shutdown.clone(), backoff))
+    });
     let uploader = config.hub.clone().map(|hub| {
         // Fail loudly in the log but keep queueing: publishing must work even while the
         // device's certificate is missing or broken.
-        if let Err(e) = tls::client_config(&hub) {
-            tracing::error!(error = %e, "hub TLS configuration unusable; records are queued until it is fixed");
+        if hub.key.is_some() {
+            if let Err(e) = tls::client_config(&hub) {
+                tracing::error!(error = %e, "hub TLS configuration unusable; records are queued until it is fixed");
+            }
         }
-        let up = Uploader::new(outbox.clone(), hub, config.uploader, uploader_status.clone());
+        let mut up = Uploader::new(outbox.clone(), hub, config.uploader, uploader_status.clone());
+        if let Some(id) = &state.identity {
+            up = up.with_identity(id.clone());
+        }
         tokio::spawn(up.run(shutdown.clone()))
     });
     if uploader.is_none() {
@@ -131,6 +146,7 @@ pub async fn start(config: Config) -> Result<Running, DaemonError> {
         servers,
         bus,
         uploader,
+        identity,
         reporter,
         health,
         endpoints,
@@ -155,6 +171,11 @@ impl Running {
         }
         if let Some(up) = self.uploader {
             up.await.map_err(|e| DaemonError::Task(e.to_string()))?;
+        }
+        if let Some(identity) = self.identity {
+            identity
+                .await
+                .map_err(|e| DaemonError::Task(e.to_string()))?;
         }
         self.reporter.abort();
         let _ = self.reporter.await;

@@ -9,6 +9,7 @@ pub mod config;
 pub mod ctl;
 pub mod daemon;
 pub mod health;
+pub mod identity;
 pub mod logging;
 pub mod metrics;
 pub mod shutdown;

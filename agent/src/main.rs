@@ -43,9 +43,7 @@ fn main() -> ExitCode {
 fn real_main(args: Args) -> anyhow::Result<()> {
     let config = Config::load(&args.config)?;
     if args.check {
-        if let Some(hub) = &config.hub {
-            uploader::tls::client_config(hub)?;
-        }
+        uploader::tls::check(&config)?;
         println!("{}: configuration OK", args.config.display());
         return Ok(());
     }

@@ -15,6 +15,10 @@ use crate::legacy::LegacyKeys;
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8443";
 pub const DEFAULT_DATA_DIR: &str = "data";
 pub const DB_FILE_NAME: &str = "hub.sqlite";
+/// Lifetime of certificates issued at enrollment.
+pub const DEFAULT_CERT_DAYS: u32 = 365;
+/// Longest certificate lifetime `enroll.cert_days` allows (10 years, the fleet CA's own).
+pub const MAX_CERT_DAYS: u32 = 3650;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -41,6 +45,22 @@ struct RawConfig {
     ingest: RawIngest,
     #[serde(default)]
     legacy_device_keys: BTreeMap<String, String>,
+    enroll: Option<RawEnroll>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEnroll {
+    ca_cert: PathBuf,
+    ca_key: PathBuf,
+    #[serde(default = "default_cert_days")]
+    cert_days: u32,
+    #[serde(default)]
+    refuse_software_keys: bool,
+}
+
+fn default_cert_days() -> u32 {
+    DEFAULT_CERT_DAYS
 }
 
 #[derive(Deserialize)]
@@ -89,6 +109,17 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// Never printed: its `Debug` is redacted.
     pub legacy_keys: LegacyKeys,
+    /// `[enroll]`: devices may enroll with a token (`POST /v1/enroll`). `None`: they may not.
+    pub enroll: Option<EnrollConfig>,
+}
+
+/// `[enroll]`: the fleet CA that signs enrolled devices' certificates, and the policy.
+#[derive(Debug, Clone)]
+pub struct EnrollConfig {
+    pub ca_cert: PathBuf,
+    pub ca_key: PathBuf,
+    pub cert_days: u32,
+    pub refuse_software_keys: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -148,6 +179,13 @@ impl Config {
             identity::validate_device_id(device)
                 .map_err(|e| invalid(format!("legacy_device_keys: {e}")))?;
         }
+        if let Some(e) = &raw.enroll {
+            if !(1..=MAX_CERT_DAYS).contains(&e.cert_days) {
+                return Err(invalid(format!(
+                    "enroll.cert_days must be between 1 and {MAX_CERT_DAYS}"
+                )));
+            }
+        }
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         let resolve = |p: &Path| {
             if p.is_absolute() {
@@ -156,6 +194,12 @@ impl Config {
                 base.join(p)
             }
         };
+        let enroll = raw.enroll.as_ref().map(|e| EnrollConfig {
+            ca_cert: resolve(&e.ca_cert),
+            ca_key: resolve(&e.ca_key),
+            cert_days: e.cert_days,
+            refuse_software_keys: e.refuse_software_keys,
+        });
         Ok(Config {
             path: path.to_owned(),
             listen: raw.listen,
@@ -171,6 +215,7 @@ impl Config {
                     .iter()
                     .map(|(k, d)| (k.as_str(), d.as_str())),
             ),
+            enroll,
         })
     }
 
@@ -195,12 +240,21 @@ client_ca = "ca.pem"
 [ingest]
 max_body_bytes = {max}
 
+# Devices enroll with a token from `outpost-hub token create` (POST /v1/enroll, no client
+# certificate needed for that one endpoint); the fleet CA below signs their certificates.
+[enroll]
+ca_cert = "ca.pem"
+ca_key = "ca.key"
+cert_days = {cert_days}
+refuse_software_keys = false
+
 # Reference-agent devices that authenticate with X-Device-Key instead of a client
 # certificate. Off unless at least one key is listed; keep this file private if you do.
 # [legacy_device_keys]
 # "a-long-random-secret" = "device-007"
 "#,
         max = outpost_proto::ingest::MAX_COMPRESSED_BATCH_BYTES,
+        cert_days = DEFAULT_CERT_DAYS,
     )
 }
 
@@ -265,6 +319,31 @@ mod tests {
         .unwrap();
         assert_eq!(c.listen.port(), 9);
         assert_eq!(c.tls.client_ca, Path::new("/x/ca.pem"));
+        let e = c.enroll.unwrap();
+        assert_eq!(e.ca_key, Path::new("/x/ca.key"));
+        assert_eq!(e.cert_days, DEFAULT_CERT_DAYS);
+        assert!(!e.refuse_software_keys);
+    }
+
+    #[test]
+    fn enroll_section_is_optional_and_checked() {
+        assert!(Config::parse(MINIMAL, Path::new("h.toml"))
+            .unwrap()
+            .enroll
+            .is_none());
+        let text = format!(
+            "{MINIMAL}[enroll]\nca_cert = \"c\"\nca_key = \"k\"\nrefuse_software_keys = true\n"
+        );
+        let e = Config::parse(&text, Path::new("/h/h.toml"))
+            .unwrap()
+            .enroll
+            .unwrap();
+        assert!(e.refuse_software_keys);
+        assert_eq!(e.cert_days, DEFAULT_CERT_DAYS);
+        for bad in ["cert_days = 0", "cert_days = 4000", "ca_kee = \"x\""] {
+            let text = format!("{MINIMAL}[enroll]\nca_cert = \"c\"\nca_key = \"k\"\n{bad}\n");
+            assert!(Config::parse(&text, Path::new("h.toml")).is_err(), "{bad}");
+        }
     }
 
     #[test]

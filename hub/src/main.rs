@@ -11,7 +11,7 @@ use outpost_hub::config::Config;
 use outpost_hub::init::{self, InitOptions};
 use outpost_hub::server::Server;
 use outpost_hub::store::{Filter, Store};
-use outpost_hub::{records, stats};
+use outpost_hub::{devices, records, stats};
 
 /// Outpost hub: the cloud side that devices upload telemetry to.
 #[derive(Parser, Debug)]
@@ -55,6 +55,113 @@ enum Command {
     Serve(ServeArgs),
     Records(RecordsArgs),
     Stats(StatsArgs),
+    Token(TokenArgs),
+    Devices(DevicesArgs),
+    Device(DeviceArgs),
+}
+
+/// Manage enrollment tokens.
+#[derive(Args, Debug)]
+struct TokenArgs {
+    #[command(subcommand)]
+    command: TokenCommand,
+}
+
+#[derive(Subcommand, Debug)]
+enum TokenCommand {
+    Create(TokenCreateArgs),
+}
+
+/// Create a bootstrap token that lets devices enroll (POST /v1/enroll).
+#[derive(Args, Debug)]
+#[command(
+    long_about = "\
+Create a bootstrap token and print it on stdout, once: the hub stores only its SHA-256, so it
+cannot be shown again. A device presents it with a CSR to get its certificate, either from
+its configuration ([identity] token or token_file) or with `outpostctl enroll --token T`.
+
+The token is single use unless --uses says otherwise, and expires after --ttl. The hub's
+hub.toml needs an [enroll] section (outpost-hub init writes one). Works while the hub runs.",
+    after_long_help = "\
+EXAMPLES:
+    outpost-hub token create --config ./outpost/hub.toml
+    outpost-hub token create --config ./outpost/hub.toml --ttl 7d --uses 50 > batch-17.token"
+)]
+struct TokenCreateArgs {
+    /// Path to hub.toml.
+    #[arg(long, value_name = "FILE")]
+    config: PathBuf,
+    /// How long the token is valid (e.g. 30m, 24h, 7d).
+    #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = parse_ttl)]
+    ttl: std::time::Duration,
+    /// How many devices may enroll with it.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    uses: u32,
+}
+
+fn parse_ttl(s: &str) -> Result<std::time::Duration, String> {
+    let d =
+        humantime::parse_duration(s).map_err(|e| format!("{s:?}: {e} (use e.g. 30m, 24h, 7d)"))?;
+    if d.is_zero() || d > std::time::Duration::from_secs(366 * 86_400) {
+        return Err(format!("{s:?}: must be more than 0 and at most a year"));
+    }
+    Ok(d)
+}
+
+/// List enrolled and revoked devices.
+#[derive(Args, Debug)]
+#[command(
+    long_about = "\
+List the devices the hub knows from enrollment: id, key protection (tpm or software),
+certificate expiry, when it enrolled, when it last uploaded, and whether it is revoked.
+Devices made by `outpost-hub init` appear only once revoked. Works while the hub runs.
+
+--json prints an array of objects with id, key_protection, cert_not_after, enrolled_at,
+last_seen, revoked_at (RFC 3339 or null) and status (enrolled or revoked).",
+    after_long_help = "\
+EXAMPLES:
+    outpost-hub devices --config ./outpost/hub.toml
+    outpost-hub devices --config ./outpost/hub.toml --json | jq -r '.[].id'"
+)]
+struct DevicesArgs {
+    /// Path to hub.toml.
+    #[arg(long, value_name = "FILE")]
+    config: PathBuf,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Act on one device.
+#[derive(Args, Debug)]
+struct DeviceArgs {
+    #[command(subcommand)]
+    command: DeviceCommand,
+}
+
+#[derive(Subcommand, Debug)]
+enum DeviceCommand {
+    Revoke(RevokeArgs),
+}
+
+/// Revoke a device: its requests are refused (403) and it cannot enroll again.
+#[derive(Args, Debug)]
+#[command(
+    long_about = "\
+Revoke a device by id. From its next request on, the running hub answers it 403, also on
+connections opened before; enrolling again with the same key is refused. Works for devices
+made by `outpost-hub init` too (their id is the certificate's CN). There is no un-revoke.",
+    after_long_help = "\
+EXAMPLES:
+    outpost-hub device revoke --config ./outpost/hub.toml 3f6c...e1"
+)]
+struct RevokeArgs {
+    /// Path to hub.toml.
+    #[arg(long, value_name = "FILE")]
+    config: PathBuf,
+    /// The device id (as `outpost-hub devices` shows it).
+    #[arg(value_name = "ID")]
+    id: String,
 }
 
 /// Create a fleet CA, a hub certificate, hub.toml and per-device agent configs.
@@ -195,6 +302,13 @@ fn main() -> ExitCode {
         Command::Serve(args) => run_serve(args),
         Command::Records(args) => run_records(args),
         Command::Stats(args) => run_stats(args),
+        Command::Token(TokenArgs {
+            command: TokenCommand::Create(args),
+        }) => run_token_create(args),
+        Command::Devices(args) => run_devices(args),
+        Command::Device(DeviceArgs {
+            command: DeviceCommand::Revoke(args),
+        }) => run_revoke(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -309,6 +423,63 @@ fn run_stats(args: StatsArgs) -> anyhow::Result<()> {
         stats::render_table(&stats)
     };
     write_stdout(&text)
+}
+
+/// Opens (creating if needed) the database of a hub that may not have run yet.
+fn open_or_create_store(config: &Config) -> anyhow::Result<Store> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
+    Ok(Store::open(&config.db_path())?)
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+fn run_token_create(args: TokenCreateArgs) -> anyhow::Result<()> {
+    let config = Config::load(&args.config)?;
+    if config.enroll.is_none() {
+        anyhow::bail!(
+            "{} has no [enroll] section: the hub would not accept this token (see docs/hub.md)",
+            args.config.display()
+        );
+    }
+    let mut store = open_or_create_store(&config)?;
+    let token = devices::new_token().context("cannot get random bytes for the token")?;
+    let now = now_ms();
+    let expires = now.saturating_add(i64::try_from(args.ttl.as_millis()).unwrap_or(i64::MAX));
+    store.add_token(&devices::token_hash(&token), now, expires, args.uses)?;
+    eprintln!(
+        "outpost-hub: token valid until {} for {} enrollment(s); it is shown only now",
+        outpost_proto::time::rfc3339_millis(expires),
+        args.uses
+    );
+    write_stdout(&format!("{token}\n"))
+}
+
+fn run_devices(args: DevicesArgs) -> anyhow::Result<()> {
+    let store = open_store(&args.config)?;
+    let rows = store.devices()?;
+    let text = if args.json {
+        devices::render_json(&rows)? + "\n"
+    } else {
+        devices::render_table(&rows)
+    };
+    write_stdout(&text)
+}
+
+fn run_revoke(args: RevokeArgs) -> anyhow::Result<()> {
+    outpost_hub::identity::validate_device_id(&args.id)?;
+    let config = Config::load(&args.config)?;
+    let mut store = open_or_create_store(&config)?;
+    if store.revoke(&args.id, now_ms())? {
+        write_stdout(&format!("revoked {}\n", args.id))
+    } else {
+        write_stdout(&format!("{} was already revoked\n", args.id))
+    }
 }
 
 /// Writes without panicking when stdout is a closed pipe (`outpost-hub records | head`).

@@ -15,6 +15,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
+use outpost_proto::enroll::{ENROLL_PATH, MAX_ENROLL_REQUEST_BYTES};
 use outpost_proto::ingest::INGEST_PATH;
 use outpost_proto::legacy::{CHECKSUM_HEADER, DEVICE_KEY_HEADER};
 use tokio::net::{TcpListener, TcpStream};
@@ -23,6 +24,7 @@ use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
 use crate::config::Config;
+use crate::enroll::{EnrollSetupError, Enroller};
 use crate::http::{self, HttpError, Resp};
 use crate::identity::{self, IdentityError};
 use crate::ingest;
@@ -51,6 +53,8 @@ pub enum ServerError {
     Store { path: String, source: StoreError },
     #[error(transparent)]
     Tls(#[from] TlsError),
+    #[error(transparent)]
+    Enroll(#[from] EnrollSetupError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -63,6 +67,8 @@ struct State {
     store: Mutex<Store>,
     legacy_keys: LegacyKeys,
     max_body_bytes: usize,
+    /// `[enroll]`: the fleet CA as issuer; `None` answers `/v1/enroll` with 503.
+    enroller: Option<Arc<Enroller>>,
 }
 
 impl State {
@@ -101,12 +107,20 @@ impl Server {
             path: db.display().to_string(),
             source,
         })?;
-        let tls_config = tls::server_config(&config.tls, !config.legacy_keys.is_empty())?;
+        let enroller = match &config.enroll {
+            Some(cfg) => Some(Arc::new(Enroller::load(cfg)?)),
+            None => None,
+        };
+        // Certificate-less clients may finish the handshake when they have something to do:
+        // legacy devices authenticate with a key, new devices enroll. Every other route
+        // refuses them (see `route`).
+        let allow_anonymous = !config.legacy_keys.is_empty() || enroller.is_some();
+        let tls_config = tls::server_config(&config.tls, allow_anonymous)?;
         let addr = listen.unwrap_or(config.listen);
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| ServerError::Bind { addr, source })?;
-        tracing::info!(db = %db.display(), legacy_keys = config.legacy_keys.len(), "hub ready");
+        tracing::info!(db = %db.display(), legacy_keys = config.legacy_keys.len(), enrollment = enroller.is_some(), "hub ready");
         Ok(Self {
             listener,
             acceptor: TlsAcceptor::from(tls_config),
@@ -114,6 +128,7 @@ impl Server {
                 store: Mutex::new(store),
                 legacy_keys: config.legacy_keys.clone(),
                 max_body_bytes: config.max_body_bytes,
+                enroller,
             }),
         })
     }
@@ -222,9 +237,72 @@ async fn serve_connection(
 async fn route(req: Request<Incoming>, state: &Arc<State>, peer: &Peer) -> Resp {
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
+    let resp = match refuse_peer(state, peer, &path).await {
+        Some(resp) => resp,
+        None => dispatch(req, state, peer, &method, &path).await,
+    };
+    tracing::info!(peer = %peer.addr, %method, path = %path.chars().take(100).collect::<String>(), status = resp.status().as_u16(), "request");
+    resp
+}
+
+/// Refusals that depend on who the peer is, before any route runs: a revoked device gets 403
+/// on every request (also on a connection opened before the revocation); a client without a
+/// certificate may only enroll or use the legacy (device key) routes, and `/healthz` only when
+/// legacy keys are on (as before enrollment existed).
+async fn refuse_peer(state: &Arc<State>, peer: &Peer, path: &str) -> Option<Resp> {
+    if path == ENROLL_PATH {
+        return None;
+    }
+    match &peer.device {
+        Some(Ok(device)) => {
+            let (job_state, id) = (state.clone(), device.clone());
+            let revoked =
+                tokio::task::spawn_blocking(move || job_state.store().is_revoked(&id)).await;
+            match revoked {
+                Ok(Ok(false)) => None,
+                Ok(Ok(true)) => Some(http::error(
+                    StatusCode::FORBIDDEN,
+                    &format!("device {device} is revoked"),
+                )),
+                Ok(Err(e)) => {
+                    tracing::error!(%device, error = %e, "revocation check failed");
+                    Some(http::error(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "storage error",
+                    ))
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "revocation check task failed");
+                    Some(http::error(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "internal error",
+                    ))
+                }
+            }
+        }
+        Some(Err(_)) => None,
+        None if path == HEALTH_PATH && state.legacy_keys.is_empty() => Some(http::error(
+            StatusCode::UNAUTHORIZED,
+            "client certificate required",
+        )),
+        None => None,
+    }
+}
+
+async fn dispatch(
+    req: Request<Incoming>,
+    state: &Arc<State>,
+    peer: &Peer,
+    method: &Method,
+    path: &str,
+) -> Resp {
     let post_only =
         |allowed: &'static str| (method != Method::POST).then(|| method_not_allowed(allowed));
-    let resp = match path.as_str() {
+    match path {
+        ENROLL_PATH => match post_only("POST") {
+            Some(resp) => resp,
+            None => enroll(req, state).await,
+        },
         HEALTH_PATH if method == Method::GET || method == Method::HEAD => {
             http::json(StatusCode::OK, &serde_json::json!({"status": "ok"}))
         }
@@ -247,9 +325,39 @@ async fn route(req: Request<Incoming>, state: &Arc<State>, peer: &Peer) -> Resp 
                 path.chars().take(100).collect::<String>()
             ),
         ),
+    }
+}
+
+/// `POST /v1/enroll`: open to clients without a certificate; the token authorises it.
+async fn enroll(req: Request<Incoming>, state: &Arc<State>) -> Resp {
+    let Some(enroller) = state.enroller.clone() else {
+        return http::json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &outpost_proto::enroll::EnrollError {
+                error: "this hub does not enroll devices (no [enroll] in hub.toml)".into(),
+                code: outpost_proto::enroll::EnrollErrorCode::NotConfigured,
+            },
+        );
     };
-    tracing::info!(peer = %peer.addr, %method, path = %path.chars().take(100).collect::<String>(), status = resp.status().as_u16(), "request");
-    resp
+    let length = content_length(&req);
+    let body = match http::read_body(req.into_body(), length, MAX_ENROLL_REQUEST_BYTES).await {
+        Ok(b) => b,
+        Err(e) => return e.into_response(),
+    };
+    let state = state.clone();
+    let job =
+        tokio::task::spawn_blocking(move || enroller.handle(&mut state.store(), &body, now_ms()));
+    match job.await {
+        Ok(Ok(resp)) => http::json(StatusCode::OK, &resp),
+        Ok(Err(failure)) => {
+            tracing::info!(status = failure.status.as_u16(), code = ?failure.body.code, error = %failure.body.error, "enrollment refused");
+            http::json(failure.status, &failure.body)
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "enroll task failed");
+            http::error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+        }
+    }
 }
 
 fn method_not_allowed(allowed: &'static str) -> Resp {

@@ -72,7 +72,8 @@ pub struct Filter {
 }
 
 pub struct Store {
-    conn: Connection,
+    /// Also used by `crate::devices` (tokens, enrolled and revoked devices).
+    pub(crate) conn: Connection,
 }
 
 impl Store {
@@ -102,6 +103,7 @@ impl Store {
         let _mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.execute_batch(SCHEMA)?;
+        conn.execute_batch(crate::devices::SCHEMA)?;
         Ok(Self { conn })
     }
 
@@ -147,6 +149,8 @@ impl Store {
                 outcomes.push(outcome);
             }
         }
+        // Last seen of an enrolled device: free, it rides on the batch's own commit.
+        crate::devices::touch(&tx, device, received_at_ms)?;
         tx.commit()?;
         Ok(outcomes)
     }

@@ -194,8 +194,48 @@ async fn foreign_or_missing_client_certificates_are_refused() {
     let hub = RunningHub::start(&dir.join("hub.toml")).await;
     let ca = ca_pem(dir);
     assert!(is_refused(&hub, &ca, Some(&foreign_identity())).await);
-    assert!(is_refused(&hub, &ca, None).await);
+    // init enables enrollment, so a certificate-less client completes the handshake (to reach
+    // /v1/enroll) but ingest and every other route still refuse it.
+    let mut anon = Client::connect(hub.addr, &ca, None).await.unwrap();
+    let batch = zstd_batch(&[record_json("x1", "temp", "1")]);
+    let (status, resp) = anon
+        .send("POST", "/v1/ingest", &[ZSTD], batch)
+        .await
+        .unwrap();
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(resp, json!({"error": "client certificate required"}));
+    let (status, _) = anon.send("GET", "/healthz", &[], vec![]).await.unwrap();
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert!(stored(dir).is_empty());
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn without_enroll_or_legacy_keys_client_certificates_are_mandatory_in_the_handshake() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    common::init_dir(dir, 1);
+    let config = std::fs::read_to_string(dir.join("hub.toml")).unwrap();
+    let start = config.find("[enroll]").unwrap();
+    let end = start + config[start..].find("\n\n").unwrap();
+    std::fs::write(
+        dir.join("hub.toml"),
+        format!("{}{}", &config[..start], &config[end..]),
+    )
+    .unwrap();
+    let hub = RunningHub::start(&dir.join("hub.toml")).await;
+    assert!(hub.config.enroll.is_none());
+    let ca = ca_pem(dir);
+    assert!(is_refused(&hub, &ca, None).await);
+    assert!(is_refused(&hub, &ca, Some(&foreign_identity())).await);
+    let me = device_identity(dir, "device-001");
+    let mut client = Client::connect(hub.addr, &ca, Some(&me)).await.unwrap();
+    let (status, resp) = client
+        .send("POST", "/v1/enroll", &[], b"{}".to_vec())
+        .await
+        .unwrap();
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(resp["code"], "not_configured");
     hub.stop().await;
 }
 

@@ -4,6 +4,7 @@
 //! unit-tested and fuzzed alone. Changing a `Serialize` type here changes the hub<->agent protocol.
 
 pub mod checksum;
+pub mod enroll;
 pub mod ingest;
 pub mod legacy;
 pub mod priority;

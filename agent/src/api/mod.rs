@@ -3,6 +3,7 @@
 
 pub mod errors;
 pub mod health;
+pub mod identity;
 pub mod info;
 pub mod publish;
 pub mod response;

@@ -9,7 +9,7 @@ use hyper::{Method, Request, StatusCode};
 use super::errors::{ApiError, Reason};
 use super::response::Resp;
 use super::state::AppState;
-use super::{health, info, publish, update};
+use super::{health, identity, info, publish, update};
 
 /// Which listener a request came through.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,7 +29,7 @@ pub async fn handle(
         Err(ApiError::new(
             StatusCode::FORBIDDEN,
             Reason::InvalidRequest,
-            "installing and marking slots are only served on the unix socket, whose mode decides who may update this device",
+            "installing, marking slots and enrolling are only served on the unix socket, whose mode decides who may change this device",
         ))
     } else {
         route(&state, req).await
@@ -48,7 +48,10 @@ pub async fn handle(
 fn changes_the_system(req: &Request<Incoming>) -> bool {
     *req.method() != Method::GET
         && *req.method() != Method::HEAD
-        && matches!(req.uri().path(), "/v1/install" | "/v1/slots/mark")
+        && matches!(
+            req.uri().path(),
+            "/v1/install" | "/v1/slots/mark" | "/v1/enroll"
+        )
 }
 
 async fn route(state: &AppState, req: Request<Incoming>) -> Result<Resp, ApiError> {
@@ -71,6 +74,10 @@ async fn route(state: &AppState, req: Request<Incoming>) -> Result<Resp, ApiErro
         "/v1/install" if *method == Method::POST => update::start_install(state, req).await,
         "/v1/slots" if get(method) => update::slots(state).await,
         "/v1/slots/mark" if *method == Method::POST => update::mark(state, req).await,
+        "/v1/identity" if get(method) => Ok(identity::status(state)),
+        "/v1/enroll" if *method == Method::POST => identity::enroll(state, req).await,
+        "/v1/identity" => Err(ApiError::method_not_allowed("GET")),
+        "/v1/enroll" => Err(ApiError::method_not_allowed("POST")),
         "/v1/status" | "/v1/outbox" | "/metrics" | "/v1/slots" | "/v1/health" => {
             Err(ApiError::method_not_allowed("GET"))
         }

@@ -9,6 +9,7 @@ use tokio::sync::watch;
 
 use super::errors::RejectCounters;
 use crate::config::{Config, UpdateConfig};
+use crate::identity::Identity;
 use crate::update::InstallTracker;
 use crate::uploader::status::UploaderStatus;
 
@@ -24,6 +25,8 @@ pub struct AppState {
     /// The health gate's latest status (`GET /v1/health`); `phase: starting` until the gate
     /// assessed this boot. Subscribe for changes.
     pub health: watch::Sender<HealthStatus>,
+    /// `[identity]` (with `[hub]`): the device key and enrollment; `None` otherwise.
+    pub identity: Option<Arc<Identity>>,
 }
 
 impl AppState {
@@ -36,6 +39,15 @@ impl AppState {
             update: config.update.clone().map(Arc::new),
             install: Arc::new(InstallTracker::default()),
             health: watch::Sender::new(HealthStatus::default()),
+            identity: config
+                .identity
+                .clone()
+                .zip(config.hub.clone())
+                .map(|(id, hub)| {
+                    let timeout =
+                        std::time::Duration::from_millis(config.uploader.request_timeout_ms);
+                    Identity::new(id, hub, timeout)
+                }),
             config,
         }
     }

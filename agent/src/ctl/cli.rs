@@ -25,7 +25,9 @@ EXAMPLES:
   outpostctl slots
   outpostctl mark good booted
   outpostctl health
-  outpostctl health --wait --timeout 10m";
+  outpostctl health --wait --timeout 10m
+  outpostctl identity
+  outpostctl enroll --token opt1_...";
 
 /// Control and inspect the local outpost-agent.
 ///
@@ -127,6 +129,36 @@ pub enum Command {
         after_help = "EXAMPLES:\n  outpostctl health\n  outpostctl health --json | jq .phase\n  outpostctl health --wait --timeout 10m && echo committed"
     )]
     Health(HealthArgs),
+
+    /// Show the device identity: device id, key backend and protection, enrollment state,
+    /// the client certificate (subject, issuer, validity) and the hub.
+    #[command(
+        after_help = "EXAMPLES:\n  outpostctl identity\n  outpostctl identity --json | jq -r .device_id"
+    )]
+    Identity(OutputArgs),
+
+    /// Enroll with the hub now, with a token from `outpost-hub token create`.
+    ///
+    /// The agent makes a CSR signed by its device key ([identity] in its configuration),
+    /// sends it with the token to the hub and stores the certificate it gets. Served on the
+    /// unix socket only. Exit status 1 if the hub refuses (expired or used token, revoked
+    /// device) or cannot be reached. A device with a token in its configuration enrolls by
+    /// itself at start; this is for the others, and to re-enroll.
+    #[command(
+        after_help = "EXAMPLES:\n  outpostctl enroll --token \"$(cat /boot/outpost.token)\""
+    )]
+    Enroll(EnrollArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct EnrollArgs {
+    /// The enrollment token.
+    #[arg(long, value_name = "TOKEN")]
+    pub token: String,
+
+    /// Print the agent's JSON answer.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

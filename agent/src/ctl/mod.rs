@@ -4,6 +4,7 @@ pub mod cli;
 pub mod client;
 pub mod format;
 pub mod health;
+pub mod identity;
 pub mod update;
 pub mod update_format;
 
@@ -149,6 +150,8 @@ pub async fn run_live(
         Command::Slots(out) => update::slots(&socket, out.json).await,
         Command::Mark(args) => update::mark(&socket, &args).await,
         Command::Health(args) => health::health(&socket, &args).await,
+        Command::Identity(out) => identity::identity(&socket, out.json).await,
+        Command::Enroll(args) => identity::enroll(&socket, &args).await,
     }
 }
 

@@ -46,6 +46,8 @@ pub struct HubClient {
     port: u16,
     server_name: ServerName<'static>,
     authority: String,
+    /// `hub.url`'s path without a trailing slash (`""` or `/prefix`).
+    base: String,
     ingest_path: String,
     timeout: Duration,
     sender: Option<SendRequest<Full<Bytes>>>,
@@ -81,6 +83,7 @@ impl HubClient {
             server_name,
             authority,
             ingest_path: format!("{base}{INGEST_PATH}"),
+            base: base.to_owned(),
             timeout,
             sender: None,
         })
@@ -168,6 +171,56 @@ impl HubClient {
             .map_err(|e| UploadError::BadResponse(format!("not an ingest response: {e}")))?;
         self.sender = Some(sender);
         Ok(parsed)
+    }
+
+    /// One JSON POST to `{hub.url}{path}` on a fresh connection (closed afterwards), used by
+    /// enrollment. Returns the status and the body (at most 1 MiB); any status is `Ok`.
+    pub async fn post_json_once(
+        &mut self,
+        path: &str,
+        body: Bytes,
+    ) -> Result<(StatusCode, Bytes), UploadError> {
+        let timeout = self.timeout;
+        let ms = timeout.as_millis() as u64;
+        let addr = self.addr();
+        let timeout_addr = addr.clone();
+        let target = format!("{}{path}", self.base);
+        let exchange = async {
+            let mut sender = self.connect().await?;
+            let request = Request::post(target.as_str())
+                .header(HOST, self.authority.as_str())
+                .header(
+                    USER_AGENT,
+                    concat!("outpost-agent/", env!("CARGO_PKG_VERSION")),
+                )
+                .header(CONTENT_TYPE, "application/json")
+                .body(Full::new(body))
+                .map_err(|e| UploadError::Http {
+                    addr: addr.clone(),
+                    message: e.to_string(),
+                })?;
+            let response = sender
+                .send_request(request)
+                .await
+                .map_err(|e| classify(&addr, &e))?;
+            let status = response.status();
+            let bytes = Limited::new(response.into_body(), 1024 * 1024)
+                .collect()
+                .await
+                .map_err(|e| match e.downcast::<hyper::Error>() {
+                    Ok(e) => classify(&addr, &e),
+                    Err(e) => UploadError::BadResponse(oneline(&e.to_string())),
+                })?
+                .to_bytes();
+            Ok((status, bytes))
+        };
+        match tokio::time::timeout(timeout, exchange).await {
+            Ok(r) => r,
+            Err(_) => Err(UploadError::Timeout {
+                addr: timeout_addr,
+                ms,
+            }),
+        }
     }
 
     async fn connect(&mut self) -> Result<SendRequest<Full<Bytes>>, UploadError> {

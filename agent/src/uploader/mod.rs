@@ -22,6 +22,7 @@ use outpost_proto::IngestResponse;
 use rand::SeedableRng;
 
 use crate::config::{HubConfig, UploaderConfig};
+use crate::identity::Identity;
 use crate::shutdown::Shutdown;
 use crate::{now_ms, oneline};
 use backoff::Backoff;
@@ -39,6 +40,10 @@ pub struct Uploader {
     client: Option<HubClient>,
     config: UploaderConfig,
     status: Arc<UploaderStatus>,
+    /// `[identity]`: the client certificate and key come from here, not from files.
+    identity: Option<Arc<Identity>>,
+    /// The identity generation the current client was built for.
+    built_for: u64,
     /// Halvings of the batch limits after the hub refused a batch as too large (HTTP 413);
     /// reset by the next success. Without it one oversized batch would block every stream.
     shrink: u32,
@@ -64,15 +69,35 @@ impl Uploader {
             outbox,
             hub,
             client: None,
+            identity: None,
+            built_for: 0,
             config,
             status,
             shrink: 0,
         }
     }
 
+    /// Authenticate with the device identity (key backend + enrolled certificate).
+    pub fn with_identity(mut self, identity: Arc<Identity>) -> Self {
+        self.identity = Some(identity);
+        self
+    }
+
     fn client(&mut self) -> Result<&mut HubClient, String> {
+        if let Some(identity) = &self.identity {
+            // A new certificate (enrollment) means a new TLS client on the next connection.
+            if identity.generation() != self.built_for {
+                self.client = None;
+            }
+        }
         if self.client.is_none() {
-            let tls = tls::client_config(&self.hub).map_err(|e| oneline(&e.to_string()))?;
+            let tls = match &self.identity {
+                Some(identity) => {
+                    self.built_for = identity.generation();
+                    identity.client_config()?
+                }
+                None => tls::client_config(&self.hub).map_err(|e| oneline(&e.to_string()))?,
+            };
             let timeout = Duration::from_millis(self.config.request_timeout_ms);
             let client =
                 HubClient::new(&self.hub, tls, timeout).map_err(|e| oneline(&e.to_string()))?;
@@ -92,6 +117,7 @@ impl Uploader {
         let backoff = Backoff::new(self.config.backoff_base_ms, self.config.backoff_cap_ms);
         let mut rng = rand::rngs::StdRng::from_os_rng();
         let notify = self.outbox.new_records();
+        let mut identity_changes = self.identity.as_ref().map(|i| i.subscribe());
         tracing::info!(hub = %self.hub.url, "uploader started");
         while !shutdown.is_triggered() {
             // Registered before reading, so a record committed in between still wakes us.
@@ -119,6 +145,8 @@ impl Uploader {
                     self.status.backing_off(now_ms() + delay.as_millis() as i64);
                     tokio::select! {
                         _ = tokio::time::sleep(delay) => {}
+                        // Enrolled (or the key opened) meanwhile: try at once.
+                        _ = changed(&mut identity_changes) => {}
                         _ = shutdown.wait() => break,
                     }
                     self.status.retrying();
@@ -244,6 +272,18 @@ impl Uploader {
             Ok(_) => Step::Sent,
             Err(e) => Step::Failed(oneline(&format!("storing the rejection failed: {e}"))),
         }
+    }
+}
+
+/// Resolves when the identity changed; never without `[identity]`.
+async fn changed(rx: &mut Option<tokio::sync::watch::Receiver<u64>>) {
+    match rx {
+        Some(rx) => {
+            if rx.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+        None => std::future::pending::<()>().await,
     }
 }
 

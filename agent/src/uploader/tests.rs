@@ -208,7 +208,7 @@ fn device(addr: SocketAddr, trusted_ca: &Pki, client_pki: &Pki) -> Device {
         url: format!("https://{addr}").parse().unwrap(),
         ca: dir.path().join("ca.pem"),
         cert: dir.path().join("device.pem"),
-        key: dir.path().join("device.key"),
+        key: Some(dir.path().join("device.key")),
     };
     Device { dir, outbox, hub }
 }

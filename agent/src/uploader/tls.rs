@@ -1,6 +1,11 @@
 //! The device's mTLS client configuration: rustls on ring, TLS 1.2 and 1.3, the device
 //! certificate as client identity and ONLY the configured hub CA as trust anchor (the system
 //! store is deliberately not used: a public CA must not be able to impersonate the hub).
+//!
+//! The client identity is either `[hub] cert` + `key` (files, [`client_config`]) or, with
+//! `[identity]`, the enrolled certificate with the key backend signing (built by
+//! `crate::identity::Identity::client_config` from [`hub_roots`]). Enrollment itself connects
+//! without a client certificate ([`anonymous_config`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -8,7 +13,7 @@ use std::sync::Arc;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::{ClientConfig, RootCertStore};
 
-use crate::config::HubConfig;
+use crate::config::{Config, HubConfig};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
@@ -31,6 +36,8 @@ pub enum TlsError {
     NoKey { path: PathBuf },
     #[error("hub CA {path}: {message}")]
     BadCa { path: PathBuf, message: String },
+    #[error("hub.key is not set: the client key comes from [identity], not from a file")]
+    KeyFromIdentity,
     #[error("client certificate {cert} and key {key} cannot be used together: {message}")]
     BadIdentity {
         cert: PathBuf,
@@ -79,7 +86,8 @@ fn private_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
         })
 }
 
-pub fn client_config(hub: &HubConfig) -> Result<Arc<ClientConfig>, TlsError> {
+/// The hub's trust anchors: only `hub.ca`.
+pub fn hub_roots(hub: &HubConfig) -> Result<RootCertStore, TlsError> {
     let mut roots = RootCertStore::empty();
     for ca in certs("hub CA", &hub.ca)? {
         roots.add(ca).map_err(|e| TlsError::BadCa {
@@ -87,21 +95,62 @@ pub fn client_config(hub: &HubConfig) -> Result<Arc<ClientConfig>, TlsError> {
             message: e.to_string(),
         })?;
     }
+    Ok(roots)
+}
+
+/// The same server verification without a client certificate: for enrollment, which is how
+/// a device gets its certificate in the first place.
+pub fn anonymous_config(hub: &HubConfig) -> Result<Arc<ClientConfig>, TlsError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| TlsError::BadCa {
+            path: hub.ca.clone(),
+            message: e.to_string(),
+        })?
+        .with_root_certificates(hub_roots(hub)?)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+/// `outpost-agent --check`: with `[hub] cert/key`, loads them as the uploader will; with
+/// `[identity]`, loads the hub CA and, if a certificate was already issued, parses it (the
+/// key is not opened: `--check` must not create a TPM key).
+pub fn check(config: &Config) -> Result<(), TlsError> {
+    let Some(hub) = &config.hub else {
+        return Ok(());
+    };
+    if hub.key.is_some() {
+        return client_config(hub).map(drop);
+    }
+    hub_roots(hub)?;
+    if hub.cert.exists() {
+        certs("client certificate", &hub.cert)?;
+    }
+    Ok(())
+}
+
+/// The client configuration from `[hub] cert` and `key` files.
+pub fn client_config(hub: &HubConfig) -> Result<Arc<ClientConfig>, TlsError> {
+    let Some(key_path) = &hub.key else {
+        return Err(TlsError::KeyFromIdentity);
+    };
+    let roots = hub_roots(hub)?;
     let chain = certs("client certificate", &hub.cert)?;
-    let key = private_key(&hub.key)?;
+    let key = private_key(key_path)?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(|e| TlsError::BadIdentity {
             cert: hub.cert.clone(),
-            key: hub.key.clone(),
+            key: key_path.clone(),
             message: e.to_string(),
         })?
         .with_root_certificates(roots)
         .with_client_auth_cert(chain, key)
         .map_err(|e| TlsError::BadIdentity {
             cert: hub.cert.clone(),
-            key: hub.key.clone(),
+            key: key_path.clone(),
             message: e.to_string(),
         })?;
     Ok(Arc::new(config))

@@ -1,0 +1,168 @@
+//! Enrollment protocol v1: a device trades a bootstrap token and a CSR for a client certificate.
+//!
+//! **This module is a protocol boundary** between `outpost-agent` and `outpost-hub`: changing a
+//! type here changes what devices in the field send. Add fields only as optional ones
+//! (`#[serde(default)]`), never rename or remove one; a v1 hub ignores fields it does not know,
+//! so a later agent can add attestation evidence without breaking an older hub.
+//!
+//! Flow (`POST /v1/enroll`, JSON, over TLS **without** a client certificate):
+//! 1. The agent sends [`EnrollRequest`]: the token it was given, a PKCS#10 CSR signed by its
+//!    device key, and where that key lives ([`KeyProtection`]).
+//! 2. The hub checks the token (known, not expired, uses left), verifies the CSR signature,
+//!    derives the device id ([`device_id_from_spki`]) and issues a clientAuth certificate from
+//!    its fleet CA whose subject CN is that id.
+//! 3. The hub answers `200` with [`EnrollResponse`], or a 4xx/5xx with [`EnrollError`].
+//!
+//! Not in v1 (the seams for later): EK certificate, AK, credential activation and
+//! TPM2_Certify evidence (optional request fields), certificate renewal over mTLS.
+
+use serde::{Deserialize, Serialize};
+
+/// The hub's enrollment endpoint.
+pub const ENROLL_PATH: &str = "/v1/enroll";
+
+/// Largest enrollment request body a hub accepts (a CSR is well under 2 KiB).
+pub const MAX_ENROLL_REQUEST_BYTES: usize = 64 * 1024;
+
+/// Where the device's private key lives, as the device reports it. In v1 this is the device's
+/// claim, not a proof: EK/AK attestation will make `tpm` verifiable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyProtection {
+    /// Generated in a TPM 2.0, not exportable.
+    Tpm,
+    /// A key in a file: whoever reads the file can copy the identity.
+    Software,
+}
+
+impl KeyProtection {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyProtection::Tpm => "tpm",
+            KeyProtection::Software => "software",
+        }
+    }
+
+    /// Parses the wire name (`tpm`, `software`).
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "tpm" => Some(KeyProtection::Tpm),
+            "software" => Some(KeyProtection::Software),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for KeyProtection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `POST /v1/enroll` body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnrollRequest {
+    /// The bootstrap token from `outpost-hub token create`. A secret: never logged.
+    pub token: String,
+    /// PKCS#10 certificate signing request, PEM (`-----BEGIN CERTIFICATE REQUEST-----`),
+    /// signed by the device key. Its subject is ignored: the hub names the device.
+    pub csr: String,
+    /// Where the CSR's key lives.
+    pub key_protection: KeyProtection,
+}
+
+/// `200` answer to an enrollment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnrollResponse {
+    /// The device id the certificate names (its subject CN).
+    pub device_id: String,
+    /// PEM certificates, leaf first, then the issuing fleet CA.
+    pub certificate_chain: String,
+}
+
+/// Why an enrollment was refused; the agent uses it to tell "fix the token" from "retry".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EnrollErrorCode {
+    /// Unknown token (never issued, or mistyped). `401`.
+    TokenUnknown,
+    /// The token's expiry has passed. `401`.
+    TokenExpired,
+    /// The token had no uses left. `401`.
+    TokenUsedUp,
+    /// The CSR does not parse, its signature does not verify, or its key is not P-256. `400`.
+    BadCsr,
+    /// The body is not an [`EnrollRequest`]. `400`.
+    BadRequest,
+    /// This device id was revoked by an operator. `403`.
+    DeviceRevoked,
+    /// The hub refuses software keys (`enroll.refuse_software_keys`). `403`.
+    SoftwareKeyRefused,
+    /// The hub cannot enroll devices (no `[enroll]` section). `503`.
+    NotConfigured,
+    /// Something on the hub failed; retry later. `500`.
+    Internal,
+}
+
+/// Error body of `/v1/enroll`: the usual one-line `error` plus a machine-readable `code`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnrollError {
+    pub error: String,
+    pub code: EnrollErrorCode,
+}
+
+/// The v1 device id: lowercase hex SHA-256 of the DER SubjectPublicKeyInfo of the device key.
+/// (When EK attestation lands the id becomes the SHA-256 of the EK public key, so it survives
+/// a new device key; ids issued in v1 stay valid.)
+pub fn device_id_from_spki(spki_der: &[u8]) -> String {
+    crate::sha256_hex(spki_der)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_format_is_stable() {
+        let req = EnrollRequest {
+            token: "t".into(),
+            csr: "pem".into(),
+            key_protection: KeyProtection::Software,
+        };
+        assert_eq!(
+            serde_json::to_string(&req).unwrap(),
+            r#"{"token":"t","csr":"pem","key_protection":"software"}"#
+        );
+        // Unknown (future) fields are ignored by a v1 reader.
+        let parsed: EnrollRequest = serde_json::from_str(
+            r#"{"token":"t","csr":"pem","key_protection":"tpm","ek_cert":"x"}"#,
+        )
+        .unwrap();
+        assert_eq!(parsed.key_protection, KeyProtection::Tpm);
+        assert!(serde_json::from_str::<EnrollRequest>(
+            r#"{"token":"t","csr":"pem","key_protection":"hsm"}"#
+        )
+        .is_err());
+        let err = EnrollError {
+            error: "token expired".into(),
+            code: EnrollErrorCode::TokenExpired,
+        };
+        assert_eq!(
+            serde_json::to_string(&err).unwrap(),
+            r#"{"error":"token expired","code":"token_expired"}"#
+        );
+    }
+
+    #[test]
+    fn device_id_is_hex_sha256_of_the_spki() {
+        let id = device_id_from_spki(b"abc");
+        assert_eq!(
+            id,
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(
+            KeyProtection::parse(KeyProtection::Tpm.as_str()),
+            Some(KeyProtection::Tpm)
+        );
+    }
+}

@@ -1,0 +1,470 @@
+//! The daemon's side of device identity (`[identity]`): open the key backend once, keep the
+//! enrolled certificate, enroll with the hub (automatically at start when a token is
+//! configured, or on demand through `POST /v1/enroll` of the local API), and give the uploader
+//! a rustls client configuration whose handshake signature comes from the backend.
+//!
+//! Seams for later slices: renewal (re-run [`Identity::enroll_with`]'s CSR step over mTLS before
+//! expiry), EK/AK attestation (more fields in the enrollment request), a persisted time floor
+//! (replace `now_ms` in [`Identity::usable_cert`]).
+
+pub mod cert;
+pub mod view;
+
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use hyper::StatusCode;
+use outpost_identity::{KeyBackend, KeyProtection as BackendProtection};
+use outpost_proto::enroll::{
+    device_id_from_spki, EnrollError, EnrollErrorCode, EnrollRequest, EnrollResponse,
+    KeyProtection, ENROLL_PATH,
+};
+use rand::SeedableRng;
+use rustls::ClientConfig;
+use tokio::sync::{watch, Notify};
+
+use crate::config::{HubConfig, IdentityConfig, TokenSource};
+use crate::shutdown::Shutdown;
+use crate::uploader::backoff::Backoff;
+use crate::uploader::client::{HubClient, UploadError};
+use crate::uploader::tls;
+use crate::{now_ms, oneline};
+use cert::CertInfo;
+pub use view::{EnrolledView, IdentityView};
+
+/// How often a device without a token looks again (a token file may appear later).
+const NO_TOKEN_RECHECK: Duration = Duration::from_secs(30);
+
+/// Where enrollment stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// The key backend is being opened (TPM: CreatePrimary + Load).
+    OpeningKey,
+    /// Opening the key failed; retried with backoff.
+    KeyError,
+    /// No valid certificate and no token to enroll with.
+    NotEnrolled,
+    Enrolling,
+    Enrolled,
+    /// The last enrollment attempt failed; retried with backoff while a token is configured.
+    Failed,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::OpeningKey => "opening_key",
+            Phase::KeyError => "key_error",
+            Phase::NotEnrolled => "not_enrolled",
+            Phase::Enrolling => "enrolling",
+            Phase::Enrolled => "enrolled",
+            Phase::Failed => "failed",
+        }
+    }
+}
+
+/// Why an enrollment did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum EnrollFailure {
+    #[error("the device key is not open yet ({0})")]
+    KeyNotReady(String),
+    #[error("no enrollment token (set identity.token or identity.token_file, or run `outpostctl enroll --token T`)")]
+    NoToken,
+    #[error("cannot read the token file {path}: {message}")]
+    TokenFile { path: String, message: String },
+    #[error("cannot make the CSR: {0}")]
+    Csr(String),
+    #[error("hub unreachable: {0}")]
+    Unreachable(String),
+    /// The hub said no; `code` tells why (token, CSR, revoked, policy).
+    #[error("the hub refused enrollment: {message} (hub status {status})")]
+    Refused {
+        status: u16,
+        code: Option<EnrollErrorCode>,
+        message: String,
+    },
+    #[error("hub sent an unusable certificate: {0}")]
+    BadCertificate(String),
+    #[error("cannot store the certificate {path}: {message}")]
+    Store { path: String, message: String },
+}
+
+#[derive(Debug, Default)]
+struct Status {
+    phase: Option<Phase>,
+    last_error: Option<String>,
+}
+
+/// Shared by the identity task, the uploader and the local API.
+pub struct Identity {
+    config: IdentityConfig,
+    hub: HubConfig,
+    request_timeout: Duration,
+    key: OnceLock<Arc<dyn KeyBackend>>,
+    status: Mutex<Status>,
+    /// Bumped whenever the key was opened or the certificate replaced: the uploader rebuilds
+    /// its TLS client and retries at once.
+    generation: watch::Sender<u64>,
+    /// One enrollment at a time (automatic or on demand).
+    enrolling: tokio::sync::Mutex<()>,
+    /// Wakes the identity task (after an on-demand enrollment).
+    wake: Notify,
+}
+
+impl std::fmt::Debug for Identity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Identity")
+            .field("backend", &self.config.backend_name())
+            .field("cert", &self.config.cert)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Identity {
+    /// No I/O: the key is opened by [`Identity::run`].
+    pub fn new(config: IdentityConfig, hub: HubConfig, request_timeout: Duration) -> Arc<Self> {
+        Arc::new(Self {
+            config,
+            hub,
+            request_timeout,
+            key: OnceLock::new(),
+            status: Mutex::new(Status::default()),
+            generation: watch::Sender::new(0),
+            enrolling: tokio::sync::Mutex::new(()),
+            wake: Notify::new(),
+        })
+    }
+
+    pub fn config(&self) -> &IdentityConfig {
+        &self.config
+    }
+
+    /// The backend key, once opened.
+    pub fn key(&self) -> Option<Arc<dyn KeyBackend>> {
+        self.key.get().cloned()
+    }
+
+    /// Changes whenever the key opened or the certificate changed.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.generation.subscribe()
+    }
+
+    pub fn generation(&self) -> u64 {
+        *self.generation.borrow()
+    }
+
+    fn set(&self, phase: Phase, error: Option<String>) {
+        if let Ok(mut s) = self.status.lock() {
+            s.phase = Some(phase);
+            s.last_error = error;
+        }
+    }
+
+    fn status(&self) -> (Phase, Option<String>) {
+        self.status
+            .lock()
+            .map(|s| (s.phase.unwrap_or(Phase::OpeningKey), s.last_error.clone()))
+            .unwrap_or((Phase::OpeningKey, None))
+    }
+
+    /// The certificate on disk if it is for our key and valid now.
+    pub fn usable_cert(&self, key: &dyn KeyBackend) -> Result<(Vec<u8>, CertInfo), String> {
+        let Some((pem, info)) = cert::read(&self.config.cert)? else {
+            return Err("no certificate yet".into());
+        };
+        if info.spki != key.public_key_spki_der() {
+            return Err(format!(
+                "{} certifies another key (the device key changed): enroll again",
+                self.config.cert.display()
+            ));
+        }
+        let now = now_ms();
+        if !info.is_valid_at(now) {
+            return Err(format!(
+                "{} is not valid now (valid {} to {})",
+                self.config.cert.display(),
+                outpost_proto::time::rfc3339_millis(info.not_before_ms),
+                outpost_proto::time::rfc3339_millis(info.not_after_ms)
+            ));
+        }
+        Ok((pem, info))
+    }
+
+    /// The uploader's TLS client: the enrolled certificate, signed for by the backend key.
+    pub fn client_config(&self) -> Result<Arc<ClientConfig>, String> {
+        let key = self.key().ok_or_else(|| {
+            let (phase, error) = self.status();
+            match error {
+                Some(e) => format!("device key not open ({}): {e}", phase.as_str()),
+                None => "device key not open yet".to_owned(),
+            }
+        })?;
+        let (pem, _) = self.usable_cert(key.as_ref()).map_err(|e| {
+            let (phase, error) = self.status();
+            let detail = error
+                .map(|e| format!("; last enrollment error: {e}"))
+                .unwrap_or_default();
+            oneline(&format!(
+                "device not enrolled ({}: {e}){detail}",
+                phase.as_str()
+            ))
+        })?;
+        let roots = tls::hub_roots(&self.hub).map_err(|e| oneline(&e.to_string()))?;
+        outpost_identity::client_config(key, &pem, roots)
+            .map(Arc::new)
+            .map_err(|e| oneline(&e.to_string()))
+    }
+
+    fn token(&self) -> Result<String, EnrollFailure> {
+        match &self.config.token {
+            None => Err(EnrollFailure::NoToken),
+            Some(TokenSource::Inline(t)) => Ok(t.clone()),
+            Some(TokenSource::File(path)) => match std::fs::read_to_string(path) {
+                Ok(t) if !t.trim().is_empty() => Ok(t.trim().to_owned()),
+                Ok(_) => Err(EnrollFailure::NoToken),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(EnrollFailure::NoToken),
+                Err(e) => Err(EnrollFailure::TokenFile {
+                    path: path.display().to_string(),
+                    message: e.to_string(),
+                }),
+            },
+        }
+    }
+
+    /// Enrolls with `token` (on demand: `outpostctl enroll`). Replaces a current certificate.
+    pub async fn enroll_with(&self, token: &str) -> Result<EnrolledView, EnrollFailure> {
+        let _one = self.enrolling.lock().await;
+        let key = self.key().ok_or_else(|| {
+            EnrollFailure::KeyNotReady(self.status().1.unwrap_or_else(|| "opening".into()))
+        })?;
+        let previous = self.status();
+        self.set(Phase::Enrolling, None);
+        let result = self.exchange(key, token).await;
+        match &result {
+            Ok(v) => {
+                tracing::info!(device_id = %v.device_id, not_after = %v.certificate_not_after, "enrolled with the hub");
+                self.set(Phase::Enrolled, None);
+                self.generation.send_modify(|g| *g += 1);
+                self.wake.notify_one();
+            }
+            Err(e) => {
+                // A failed on-demand attempt does not make a working certificate unusable.
+                if previous.0 == Phase::Enrolled {
+                    self.set(Phase::Enrolled, Some(e.to_string()));
+                } else {
+                    self.set(Phase::Failed, Some(e.to_string()));
+                }
+            }
+        }
+        result
+    }
+
+    async fn exchange(
+        &self,
+        key: Arc<dyn KeyBackend>,
+        token: &str,
+    ) -> Result<EnrolledView, EnrollFailure> {
+        let expected_id = device_id_from_spki(key.public_key_spki_der());
+        let protection = match key.protection() {
+            BackendProtection::Tpm => KeyProtection::Tpm,
+            _ => KeyProtection::Software,
+        };
+        // TPM signing is blocking I/O.
+        let csr_key = key.clone();
+        let csr_id = expected_id.clone();
+        let csr = tokio::task::spawn_blocking(move || {
+            outpost_identity::make_csr(csr_key.as_ref(), &csr_id)
+        })
+        .await
+        .map_err(|e| EnrollFailure::Csr(e.to_string()))?
+        .map_err(|e| EnrollFailure::Csr(e.to_string()))?;
+        let request = EnrollRequest {
+            token: token.to_owned(),
+            csr,
+            key_protection: protection,
+        };
+        let body = serde_json::to_vec(&request).map_err(|e| EnrollFailure::Csr(e.to_string()))?;
+        let unreachable = |e: String| EnrollFailure::Unreachable(oneline(&e));
+        let tls_config =
+            tls::anonymous_config(&self.hub).map_err(|e| unreachable(e.to_string()))?;
+        let mut client = HubClient::new(&self.hub, tls_config, self.request_timeout)
+            .map_err(|e| unreachable(e.to_string()))?;
+        let (status, bytes) = client
+            .post_json_once(ENROLL_PATH, Bytes::from(body))
+            .await
+            .map_err(|e: UploadError| unreachable(e.to_string()))?;
+        if status != StatusCode::OK {
+            let (code, message) = match serde_json::from_slice::<EnrollError>(&bytes) {
+                Ok(e) => (Some(e.code), oneline(&e.error)),
+                Err(_) => (
+                    None,
+                    oneline(&String::from_utf8_lossy(&bytes[..bytes.len().min(200)])),
+                ),
+            };
+            if status.is_server_error() && code != Some(EnrollErrorCode::NotConfigured) {
+                return Err(unreachable(format!("HTTP {status}: {message}")));
+            }
+            return Err(EnrollFailure::Refused {
+                status: status.as_u16(),
+                code,
+                message,
+            });
+        }
+        let resp: EnrollResponse = serde_json::from_slice(&bytes)
+            .map_err(|e| EnrollFailure::BadCertificate(format!("not an enrollment answer: {e}")))?;
+        let info = cert::inspect_pem(resp.certificate_chain.as_bytes())
+            .map_err(EnrollFailure::BadCertificate)?;
+        if info.spki != key.public_key_spki_der() {
+            return Err(EnrollFailure::BadCertificate(
+                "the certificate is for another key".into(),
+            ));
+        }
+        if info.common_name.as_deref() != Some(resp.device_id.as_str()) {
+            return Err(EnrollFailure::BadCertificate(
+                "the certificate does not name the device id the hub answered".into(),
+            ));
+        }
+        // The chain must also be usable by rustls with our key, before it replaces anything.
+        outpost_identity::client_config(
+            key.clone(),
+            resp.certificate_chain.as_bytes(),
+            rustls::RootCertStore::empty(),
+        )
+        .map_err(|e| EnrollFailure::BadCertificate(e.to_string()))?;
+        cert::write_atomically(&self.config.cert, resp.certificate_chain.as_bytes()).map_err(
+            |e| EnrollFailure::Store {
+                path: self.config.cert.display().to_string(),
+                message: e.to_string(),
+            },
+        )?;
+        Ok(EnrolledView {
+            device_id: resp.device_id,
+            key_protection: protection.as_str().to_owned(),
+            certificate: self.config.cert.display().to_string(),
+            certificate_not_after: outpost_proto::time::rfc3339_millis(info.not_after_ms),
+        })
+    }
+
+    /// Opens the key (with backoff until it works), then enrolls if there is no usable
+    /// certificate and a token is available (with backoff while the hub is unreachable or
+    /// refuses). Returns once enrolled, or at shutdown.
+    pub async fn run(self: Arc<Self>, mut shutdown: Shutdown, backoff: Backoff) {
+        let mut rng = rand::rngs::StdRng::from_os_rng();
+        let mut failures = 0u32;
+        self.set(Phase::OpeningKey, None);
+        let key = loop {
+            let backend = self.config.backend.clone();
+            let opened =
+                tokio::task::spawn_blocking(move || outpost_identity::open_backend(&backend))
+                    .await
+                    .map_err(|e| e.to_string())
+                    .and_then(|r| r.map_err(|e| e.to_string()));
+            match opened {
+                Ok(key) => break key,
+                Err(e) => {
+                    failures += 1;
+                    let delay = backoff.delay(failures, &mut rng);
+                    tracing::error!(error = %e, retry_in_ms = delay.as_millis() as u64, "cannot open the device key; records are queued meanwhile");
+                    self.set(Phase::KeyError, Some(oneline(&e)));
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        _ = shutdown.wait() => return,
+                    }
+                }
+            }
+        };
+        let device_id = device_id_from_spki(key.public_key_spki_der());
+        tracing::info!(backend = self.config.backend_name(), key_protection = %key.protection(), %device_id, "device key open");
+        let _ = self.key.set(key.clone());
+        self.generation.send_modify(|g| *g += 1);
+
+        failures = 0;
+        loop {
+            match self.usable_cert(key.as_ref()) {
+                Ok((_, info)) => {
+                    if self.status().0 != Phase::Enrolled {
+                        tracing::info!(device_id = ?info.common_name, not_after = %outpost_proto::time::rfc3339_millis(info.not_after_ms), "device certificate valid");
+                        self.set(Phase::Enrolled, None);
+                        self.generation.send_modify(|g| *g += 1);
+                    }
+                    // Renewal (a later slice) will wait for 2/3 of the lifetime here.
+                    return;
+                }
+                Err(why) => tracing::info!(reason = %why, "device needs to enroll"),
+            }
+            let token = match self.token() {
+                Ok(t) => t,
+                Err(e) => {
+                    if !matches!(self.status().0, Phase::Failed)
+                        || matches!(e, EnrollFailure::TokenFile { .. })
+                    {
+                        self.set(Phase::NotEnrolled, Some(e.to_string()));
+                    }
+                    tokio::select! {
+                        _ = self.wake.notified() => {}
+                        _ = tokio::time::sleep(NO_TOKEN_RECHECK) => {}
+                        _ = shutdown.wait() => return,
+                    }
+                    continue;
+                }
+            };
+            let attempt = tokio::select! {
+                r = self.enroll_with(&token) => r,
+                _ = shutdown.wait() => return,
+            };
+            match attempt {
+                Ok(_) => failures = 0,
+                Err(e) => {
+                    failures += 1;
+                    let delay = backoff.delay(failures, &mut rng);
+                    tracing::warn!(error = %e, consecutive_failures = failures, retry_in_ms = delay.as_millis() as u64, "enrollment failed; records are queued meanwhile");
+                    tokio::select! {
+                        _ = self.wake.notified() => {}
+                        _ = tokio::time::sleep(delay) => {}
+                        _ = shutdown.wait() => return,
+                    }
+                }
+            }
+        }
+    }
+
+    /// `GET /v1/identity`.
+    pub fn view(&self) -> IdentityView {
+        let (phase, last_error) = self.status();
+        let key = self.key();
+        let cert = cert::read(&self.config.cert);
+        let (certificate, cert_error) = match cert {
+            Ok(Some((_, info))) => (
+                Some(view::CertView::from_info(&self.config.cert, &info)),
+                None,
+            ),
+            Ok(None) => (None, None),
+            Err(e) => (None, Some(e)),
+        };
+        // The hub's name for us once enrolled; before that, what v1 enrollment will name us.
+        let device_id = match (&certificate, &key) {
+            (Some(c), _) if phase == Phase::Enrolled => c.common_name.clone(),
+            (_, Some(k)) => Some(device_id_from_spki(k.public_key_spki_der())),
+            _ => None,
+        };
+        IdentityView {
+            configured: true,
+            backend: Some(self.config.backend_name().to_owned()),
+            tcti: match &self.config.backend {
+                outpost_identity::BackendConfig::Tpm(t) => Some(t.tcti.clone()),
+                _ => None,
+            },
+            key_protection: key.as_ref().map(|k| k.protection().as_str().to_owned()),
+            public_key_sha256: key
+                .as_ref()
+                .map(|k| device_id_from_spki(k.public_key_spki_der())),
+            device_id,
+            enrollment: phase.as_str().to_owned(),
+            last_error: last_error.or(cert_error),
+            token_configured: self.config.token.is_some(),
+            certificate,
+            hub: Some(view::hub_url(&self.hub)),
+        }
+    }
+}

@@ -1,0 +1,490 @@
+//! `POST /v1/enroll` (protocol v1, `outpost_proto::enroll`): a device trades a bootstrap token
+//! and a CSR signed by its key for a clientAuth certificate from the fleet CA.
+//!
+//! The device id is the hex SHA-256 of the CSR's SubjectPublicKeyInfo, so the hub needs no
+//! device list in advance and a device keeps its id as long as it keeps its key. (With EK
+//! attestation the id will become the SHA-256 of the TPM's EK public key.)
+//!
+//! Checks, in order: the request parses; the token is known, unexpired and has uses left; the
+//! CSR parses, is for a P-256 key and its signature verifies (proof of possession); the hub's
+//! policy accepts the key protection; the device is not revoked. Only then is a certificate
+//! signed, and the token use is spent in the same transaction that records the device.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use hyper::StatusCode;
+use outpost_proto::enroll::{
+    device_id_from_spki, EnrollError, EnrollErrorCode, EnrollRequest, EnrollResponse, KeyProtection,
+};
+use rcgen::{
+    CertificateParams, CertificateSigningRequestParams, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, PublicKeyData as _, SerialNumber,
+};
+use x509_parser::prelude::FromDer;
+
+use crate::config::EnrollConfig;
+use crate::devices::{token_hash, EnrollRefusal, NewEnrollment, TokenRefusal};
+use crate::store::Store;
+
+/// OID 1.2.840.10045.2.1 (id-ecPublicKey).
+const OID_EC_PUBLIC_KEY: &str = "1.2.840.10045.2.1";
+/// OID 1.2.840.10045.3.1.7 (prime256v1 / P-256).
+const OID_P256: &str = "1.2.840.10045.3.1.7";
+/// Issued certificates start this long before "now", for device clocks slightly behind.
+const BACKDATE: Duration = Duration::from_secs(3600);
+
+#[derive(Debug, thiserror::Error)]
+pub enum EnrollSetupError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("enroll.ca_key {path}: not a usable PEM private key: {message}")]
+    BadKey { path: PathBuf, message: String },
+    #[error("enroll.ca_cert {path}: not a usable PEM CA certificate: {message}")]
+    BadCa { path: PathBuf, message: String },
+}
+
+/// The fleet CA as an issuer of device certificates, and the enrollment policy.
+pub struct Enroller {
+    issuer: Issuer<'static, KeyPair>,
+    ca_pem: String,
+    cert_days: u32,
+    refuse_software_keys: bool,
+}
+
+impl std::fmt::Debug for Enroller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the CA key.
+        f.debug_struct("Enroller")
+            .field("cert_days", &self.cert_days)
+            .field("refuse_software_keys", &self.refuse_software_keys)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A refusal: HTTP status plus the JSON body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnrollFailure {
+    pub status: StatusCode,
+    pub body: EnrollError,
+}
+
+impl EnrollFailure {
+    fn new(status: StatusCode, code: EnrollErrorCode, error: impl Into<String>) -> Self {
+        Self {
+            status,
+            body: EnrollError {
+                error: crate::ingest::one_line(&error.into()),
+                code,
+            },
+        }
+    }
+}
+
+/// A CSR whose signature verified, for a P-256 key.
+pub struct CheckedCsr {
+    pub device_id: String,
+    public_key: rcgen::PublicKey,
+}
+
+/// What was issued: the PEM chain (leaf, CA) and the leaf's expiry.
+pub struct IssuedCert {
+    pub chain_pem: String,
+    pub not_after_ms: i64,
+}
+
+impl Enroller {
+    pub fn load(cfg: &EnrollConfig) -> Result<Self, EnrollSetupError> {
+        let read = |path: &Path| {
+            std::fs::read_to_string(path).map_err(|source| EnrollSetupError::Read {
+                path: path.to_owned(),
+                source,
+            })
+        };
+        let (ca_pem, key_pem) = (read(&cfg.ca_cert)?, read(&cfg.ca_key)?);
+        let key = KeyPair::from_pem(&key_pem).map_err(|e| EnrollSetupError::BadKey {
+            path: cfg.ca_key.clone(),
+            message: e.to_string(),
+        })?;
+        Self::new(&ca_pem, key, cfg.cert_days, cfg.refuse_software_keys).map_err(|message| {
+            EnrollSetupError::BadCa {
+                path: cfg.ca_cert.clone(),
+                message,
+            }
+        })
+    }
+
+    /// From the CA certificate (PEM; the first certificate is the issuer) and its key.
+    pub fn new(
+        ca_pem: &str,
+        key: KeyPair,
+        cert_days: u32,
+        refuse_software_keys: bool,
+    ) -> Result<Self, String> {
+        let (_, pem) =
+            x509_parser::pem::parse_x509_pem(ca_pem.as_bytes()).map_err(|e| e.to_string())?;
+        let cert = pem.parse_x509().map_err(|e| e.to_string())?;
+        let spki = cert.public_key().raw;
+        if spki != key.subject_public_key_info().as_slice() {
+            return Err("the CA key does not belong to this certificate".into());
+        }
+        let ca_only = String::from_utf8_lossy(&pem_encode("CERTIFICATE", &pem.contents)).into();
+        let issuer = Issuer::from_ca_cert_der(&pem.contents.clone().into(), key)
+            .map_err(|e| e.to_string())?;
+        Ok(Self {
+            issuer,
+            ca_pem: ca_only,
+            cert_days,
+            refuse_software_keys,
+        })
+    }
+
+    /// Signs a clientAuth certificate for the CSR's key, subject CN = device id, valid from an
+    /// hour ago for `cert_days` days, with a random serial number.
+    pub fn issue(&self, csr: &CheckedCsr, now_ms: i64) -> Result<IssuedCert, String> {
+        let now_s = now_ms.div_euclid(1000);
+        let not_before = now_s - BACKDATE.as_secs() as i64;
+        let not_after = now_s + i64::from(self.cert_days) * 86_400;
+        let ts = |s: i64| time::OffsetDateTime::from_unix_timestamp(s).map_err(|e| e.to_string());
+        let mut params = CertificateParams::default();
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(DnType::CommonName, csr.device_id.as_str());
+        params.is_ca = IsCa::ExplicitNoCa;
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        params.use_authority_key_identifier_extension = true;
+        params.not_before = ts(not_before)?;
+        params.not_after = ts(not_after)?;
+        params.serial_number = Some(random_serial()?);
+        let request = CertificateSigningRequestParams {
+            params,
+            public_key: csr.public_key.clone(),
+        };
+        let cert = request.signed_by(&self.issuer).map_err(|e| e.to_string())?;
+        Ok(IssuedCert {
+            chain_pem: format!("{}{}", cert.pem(), self.ca_pem),
+            not_after_ms: not_after * 1000,
+        })
+    }
+
+    /// The whole exchange, with the store locked by the caller. Never panics on input.
+    pub fn handle(
+        &self,
+        store: &mut Store,
+        body: &[u8],
+        now_ms: i64,
+    ) -> Result<EnrollResponse, EnrollFailure> {
+        use EnrollErrorCode as C;
+        let req: EnrollRequest = serde_json::from_slice(body).map_err(|e| {
+            EnrollFailure::new(
+                StatusCode::BAD_REQUEST,
+                C::BadRequest,
+                format!("body is not an enrollment request: {e}"),
+            )
+        })?;
+        let hash = token_hash(&req.token);
+        store
+            .check_token(&hash, now_ms)
+            .map_err(|e| refusal(e, "?"))?;
+        let csr = check_csr(&req.csr)
+            .map_err(|e| EnrollFailure::new(StatusCode::BAD_REQUEST, C::BadCsr, e))?;
+        if self.refuse_software_keys && req.key_protection == KeyProtection::Software {
+            return Err(EnrollFailure::new(
+                StatusCode::FORBIDDEN,
+                C::SoftwareKeyRefused,
+                "this hub refuses devices whose key is not in a TPM (enroll.refuse_software_keys)",
+            ));
+        }
+        let revoked = store
+            .is_revoked(&csr.device_id)
+            .map_err(|e| refusal(e.into(), &csr.device_id))?;
+        if revoked {
+            return Err(refusal(
+                EnrollRefusal::Revoked(csr.device_id.clone()),
+                &csr.device_id,
+            ));
+        }
+        let issued = self.issue(&csr, now_ms).map_err(|e| {
+            tracing::error!(device = %csr.device_id, error = %e, "issuing a certificate failed");
+            EnrollFailure::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                C::Internal,
+                "cannot issue a certificate",
+            )
+        })?;
+        store
+            .enroll(
+                &hash,
+                now_ms,
+                NewEnrollment {
+                    id: &csr.device_id,
+                    key_protection: req.key_protection.as_str(),
+                    cert_not_after_ms: issued.not_after_ms,
+                },
+            )
+            .map_err(|e| refusal(e, &csr.device_id))?;
+        tracing::info!(device = %csr.device_id, key_protection = %req.key_protection, "device enrolled");
+        Ok(EnrollResponse {
+            device_id: csr.device_id,
+            certificate_chain: issued.chain_pem,
+        })
+    }
+}
+
+fn refusal(e: EnrollRefusal, device: &str) -> EnrollFailure {
+    use EnrollErrorCode as C;
+    let unauthorized = StatusCode::UNAUTHORIZED;
+    match e {
+        EnrollRefusal::Token(t) => {
+            let code = match t {
+                TokenRefusal::Unknown => C::TokenUnknown,
+                TokenRefusal::Expired => C::TokenExpired,
+                TokenRefusal::UsedUp => C::TokenUsedUp,
+            };
+            EnrollFailure::new(unauthorized, code, t.to_string())
+        }
+        EnrollRefusal::Revoked(id) => EnrollFailure::new(
+            StatusCode::FORBIDDEN,
+            C::DeviceRevoked,
+            format!("device {id} is revoked and cannot enroll again"),
+        ),
+        EnrollRefusal::Store(e) => {
+            tracing::error!(%device, error = %e, "enrollment storage error");
+            EnrollFailure::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                C::Internal,
+                "storage error",
+            )
+        }
+    }
+}
+
+/// Parses a PEM CSR, requires a P-256 key and a valid self-signature (rcgen verifies it).
+pub fn check_csr(pem_text: &str) -> Result<CheckedCsr, String> {
+    let (_, pem) = x509_parser::pem::parse_x509_pem(pem_text.as_bytes())
+        .map_err(|_| "csr is not PEM".to_owned())?;
+    if pem.label != "CERTIFICATE REQUEST" {
+        return Err(format!(
+            "csr PEM is a {:?}, not a CERTIFICATE REQUEST",
+            pem.label
+        ));
+    }
+    let (_, parsed) =
+        x509_parser::certification_request::X509CertificationRequest::from_der(&pem.contents)
+            .map_err(|e| format!("csr does not parse: {e}"))?;
+    let spki = &parsed.certification_request_info.subject_pki;
+    let alg = spki.algorithm.algorithm.to_id_string();
+    let curve = spki
+        .algorithm
+        .parameters
+        .as_ref()
+        .and_then(|p| p.as_oid().ok())
+        .map(|o| o.to_id_string());
+    if alg != OID_EC_PUBLIC_KEY || curve.as_deref() != Some(OID_P256) {
+        return Err("csr key is not an ECDSA P-256 key".into());
+    }
+    let device_id = device_id_from_spki(spki.raw);
+    let params = CertificateSigningRequestParams::from_der(&pem.contents.as_slice().into())
+        .map_err(|e| format!("csr rejected: {e}"))?;
+    Ok(CheckedCsr {
+        device_id,
+        public_key: params.public_key,
+    })
+}
+
+fn random_serial() -> Result<SerialNumber, String> {
+    use rand::TryRngCore;
+    let mut bytes = [0u8; 16];
+    rand::rngs::OsRng
+        .try_fill_bytes(&mut bytes)
+        .map_err(|e| e.to_string())?;
+    // Positive and without a leading zero byte: DER INTEGER rules, at most 20 octets.
+    bytes[0] = (bytes[0] & 0x7f) | 0x40;
+    Ok(SerialNumber::from_slice(&bytes))
+}
+
+fn pem_encode(label: &str, der: &[u8]) -> Vec<u8> {
+    const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut b64 = Vec::with_capacity(der.len() * 4 / 3 + 4);
+    for chunk in der.chunks(3) {
+        let n = chunk.len();
+        let v = (u32::from(chunk[0]) << 16)
+            | (u32::from(*chunk.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*chunk.get(2).unwrap_or(&0));
+        for i in 0..4 {
+            if i <= n {
+                b64.push(B64[((v >> (18 - 6 * i)) & 63) as usize]);
+            } else {
+                b64.push(b'=');
+            }
+        }
+    }
+    let mut out = format!("-----BEGIN {label}-----\n").into_bytes();
+    for line in b64.chunks(64) {
+        out.extend_from_slice(line);
+        out.push(b'\n');
+    }
+    out.extend_from_slice(format!("-----END {label}-----\n").as_bytes());
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pki;
+
+    fn enroller(refuse_software: bool) -> (Enroller, pki::Ca) {
+        let ca = pki::new_ca().unwrap();
+        let key = KeyPair::from_pem(&ca.key_pem).unwrap();
+        (
+            Enroller::new(&ca.cert_pem, key, 30, refuse_software).unwrap(),
+            ca,
+        )
+    }
+
+    fn csr(key: &KeyPair) -> String {
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.distinguished_name.push(DnType::CommonName, "ignored");
+        p.serialize_request(key).unwrap().pem().unwrap()
+    }
+
+    fn request(token: &str, csr: &str, kp: &str) -> Vec<u8> {
+        serde_json::to_vec(&serde_json::json!({"token": token, "csr": csr, "key_protection": kp}))
+            .unwrap()
+    }
+
+    #[test]
+    fn pem_encoding_matches_rcgen() {
+        let ca = pki::new_ca().unwrap();
+        assert_eq!(
+            String::from_utf8(pem_encode("CERTIFICATE", &ca.cert_der)).unwrap(),
+            ca.cert_pem.replace("\r\n", "\n")
+        );
+    }
+
+    #[test]
+    fn enrollment_issues_a_client_cert_named_by_the_key_hash() {
+        let (enroller, _ca) = enroller(false);
+        let mut store = Store::open_in_memory().unwrap();
+        store.add_token(&token_hash("tok"), 0, i64::MAX, 1).unwrap();
+        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let now = 1_800_000_000_000;
+        let resp = enroller
+            .handle(&mut store, &request("tok", &csr(&key), "software"), now)
+            .unwrap();
+        assert_eq!(
+            resp.device_id,
+            device_id_from_spki(&key.subject_public_key_info())
+        );
+        let (_, pem) = x509_parser::pem::parse_x509_pem(resp.certificate_chain.as_bytes()).unwrap();
+        let cert = pem.parse_x509().unwrap();
+        assert_eq!(
+            cert.public_key().raw,
+            key.subject_public_key_info().as_slice()
+        );
+        let cn = cert.subject().iter_common_name().next().unwrap();
+        assert_eq!(cn.as_str().unwrap(), resp.device_id);
+        let eku = cert.extended_key_usage().unwrap().unwrap().value;
+        assert!(eku.client_auth && !eku.server_auth);
+        assert_eq!(
+            cert.validity().not_after.timestamp(),
+            now / 1000 + 30 * 86_400
+        );
+        assert!(resp.certificate_chain.matches("BEGIN CERTIFICATE").count() == 2);
+        let rows = store.devices().unwrap();
+        assert_eq!(rows[0].key_protection.as_deref(), Some("software"));
+        // The single use is spent.
+        let again = enroller
+            .handle(&mut store, &request("tok", &csr(&key), "software"), now)
+            .unwrap_err();
+        assert_eq!(
+            (again.status, again.body.code),
+            (StatusCode::UNAUTHORIZED, EnrollErrorCode::TokenUsedUp)
+        );
+    }
+
+    #[test]
+    fn bad_input_is_a_4xx_never_a_panic() {
+        let (enroller, _ca) = enroller(true);
+        let mut store = Store::open_in_memory().unwrap();
+        store.add_token(&token_hash("tok"), 0, i64::MAX, 9).unwrap();
+        store.add_token(&token_hash("old"), 0, 10, 9).unwrap();
+        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let good = csr(&key);
+        // A CSR whose signature does not verify: flip a byte inside the signature.
+        let (_, pem) = x509_parser::pem::parse_x509_pem(good.as_bytes()).unwrap();
+        let mut der = pem.contents.clone();
+        let last = der.len() - 2;
+        der[last] ^= 0x01;
+        let forged = String::from_utf8(pem_encode("CERTIFICATE REQUEST", &der)).unwrap();
+        let rsa_like = good.replace("CERTIFICATE REQUEST", "CERTIFICATE");
+        let ed = KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
+        let cases: Vec<(Vec<u8>, StatusCode, EnrollErrorCode)> = vec![
+            (
+                b"{".to_vec(),
+                StatusCode::BAD_REQUEST,
+                EnrollErrorCode::BadRequest,
+            ),
+            (
+                request("nope", &good, "tpm"),
+                StatusCode::UNAUTHORIZED,
+                EnrollErrorCode::TokenUnknown,
+            ),
+            (
+                request("old", &good, "tpm"),
+                StatusCode::UNAUTHORIZED,
+                EnrollErrorCode::TokenExpired,
+            ),
+            (
+                request("tok", "garbage", "tpm"),
+                StatusCode::BAD_REQUEST,
+                EnrollErrorCode::BadCsr,
+            ),
+            (
+                request("tok", &forged, "tpm"),
+                StatusCode::BAD_REQUEST,
+                EnrollErrorCode::BadCsr,
+            ),
+            (
+                request("tok", &rsa_like, "tpm"),
+                StatusCode::BAD_REQUEST,
+                EnrollErrorCode::BadCsr,
+            ),
+            (
+                request("tok", &csr(&ed), "tpm"),
+                StatusCode::BAD_REQUEST,
+                EnrollErrorCode::BadCsr,
+            ),
+            (
+                request("tok", &good, "software"),
+                StatusCode::FORBIDDEN,
+                EnrollErrorCode::SoftwareKeyRefused,
+            ),
+        ];
+        for (body, status, code) in cases {
+            let e = enroller.handle(&mut store, &body, 100).unwrap_err();
+            assert_eq!((e.status, e.body.code), (status, code), "{}", e.body.error);
+        }
+        // None of that spent a use or recorded a device.
+        assert!(store.devices().unwrap().is_empty());
+        let id = device_id_from_spki(&key.subject_public_key_info());
+        store.revoke(&id, 1).unwrap();
+        let e = enroller
+            .handle(&mut store, &request("tok", &good, "tpm"), 100)
+            .unwrap_err();
+        assert_eq!(e.body.code, EnrollErrorCode::DeviceRevoked);
+        assert_eq!(e.status, StatusCode::FORBIDDEN);
+    }
+
+    #[test]
+    fn ca_key_must_match_the_certificate() {
+        let ca = pki::new_ca().unwrap();
+        let other = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        assert!(Enroller::new(&ca.cert_pem, other, 30, false).is_err());
+    }
+}

@@ -1,0 +1,435 @@
+//! Device identity, enrollment v1: the real agent with its key in a real TPM (swtpm) enrolls
+//! by itself with a token from the real `outpost-hub token create`, uploads over mTLS signed by
+//! the TPM, keeps its identity across a restart; the file backend is marked software; expired
+//! and reused tokens and revoked devices are refused.
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Context, Result};
+use outpost_e2e::{bin_path, wait_for, Agent, DeviceDir, Fleet, Hub};
+use serde_json::Value;
+
+/// A private swtpm: data port P, control port P + 1 (the swtpm TCTI's rule), own state dir.
+/// Dropped with an orderly TPM2_Shutdown so no lockout counter moves.
+struct Swtpm {
+    child: Child,
+    port: u16,
+}
+
+impl Swtpm {
+    fn start(state: &Path) -> Result<Self> {
+        std::fs::create_dir_all(state)?;
+        for _ in 0..20 {
+            let port = free_port_pair();
+            let mut child = Command::new("swtpm")
+                .args(["socket", "--tpm2", "--server"])
+                .arg(format!("type=tcp,port={port},bindaddr=127.0.0.1"))
+                .arg("--ctrl")
+                .arg(format!("type=tcp,port={},bindaddr=127.0.0.1", port + 1))
+                .arg("--tpmstate")
+                .arg(format!("dir={}", state.display()))
+                .args(["--flags", "not-need-init,startup-clear"])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .context("spawn swtpm (is the swtpm package installed?)")?;
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if child.try_wait()?.is_some() {
+                    break; // port clash: try other ports
+                }
+                if std::net::TcpStream::connect(("127.0.0.1", port + 1)).is_ok() {
+                    return Ok(Self { child, port });
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        bail!("could not start swtpm")
+    }
+
+    fn tcti(&self) -> String {
+        format!("swtpm:host=127.0.0.1,port={}", self.port)
+    }
+
+    /// Runs a tpm2-tools command against this TPM (only while no agent holds it).
+    fn tool(&self, dir: &Path, args: &[&str]) -> Result<Output> {
+        let out = Command::new(args[0])
+            .args(&args[1..])
+            .current_dir(dir)
+            .env("TPM2TOOLS_TCTI", self.tcti())
+            .env("TSS2_LOG", "all+none")
+            .output()
+            .with_context(|| format!("run {}", args[0]))?;
+        ensure!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(out)
+    }
+}
+
+impl Drop for Swtpm {
+    fn drop(&mut self) {
+        let _ = Command::new("tpm2_shutdown")
+            .env("TPM2TOOLS_TCTI", self.tcti())
+            .env("TSS2_LOG", "all+none")
+            .output();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port_pair() -> u16 {
+    loop {
+        let a = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = a.local_addr().unwrap().port();
+        if port < u16::MAX && TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
+            return port;
+        }
+    }
+}
+
+fn hub_cli(fleet: &Fleet, args: &[&str]) -> Result<Output> {
+    let mut cmd = Command::new(bin_path("outpost-hub"));
+    cmd.args(args).arg("--config").arg(fleet.hub_config());
+    Ok(cmd.output()?)
+}
+
+fn token(fleet: &Fleet, extra: &[&str]) -> Result<String> {
+    let mut args = vec!["token", "create"];
+    args.extend_from_slice(extra);
+    let out = hub_cli(fleet, &args)?;
+    ensure!(
+        out.status.success(),
+        "token create: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(String::from_utf8(out.stdout)?.trim().to_owned())
+}
+
+/// Turns `init`'s agent.toml (pre-made cert/key) into one that enrolls: no `[hub] cert/key`,
+/// an `[identity]` table instead, fast retries.
+fn use_identity(dev: &DeviceDir, identity: &str) -> Result<()> {
+    let text = std::fs::read_to_string(&dev.config)?;
+    let kept: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.starts_with("cert =") && !l.starts_with("key ="))
+        .collect();
+    std::fs::write(
+        &dev.config,
+        format!(
+            "{}\n[uploader]\nbackoff_base_ms = 100\nbackoff_cap_ms = 500\n\n[identity]\n{identity}\n",
+            kept.join("\n")
+        ),
+    )?;
+    Ok(())
+}
+
+fn identity(dev: &DeviceDir) -> Result<Value> {
+    dev.ctl_json(&["identity"])
+}
+
+fn wait_enrollment(dev: &DeviceDir, state: &str, timeout: Duration) -> Result<Value> {
+    wait_for(timeout, &format!("enrollment {state}"), || {
+        let v = identity(dev)?;
+        Ok((v["enrollment"] == state).then_some(v))
+    })
+}
+
+fn publish(dev: &DeviceDir, payload: &str) -> Result<()> {
+    let out = dev.ctl(&["publish", "temp", payload], None)?;
+    ensure!(
+        out.status.success(),
+        "publish: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
+}
+
+fn wait_records(fleet: &Fleet, device: &str, n: usize) -> Result<Vec<Value>> {
+    wait_for(Duration::from_secs(15), "records at the hub", || {
+        let records = fleet.hub_records(Some(device), None)?;
+        Ok((records.len() == n).then_some(records))
+    })
+}
+
+/// The certificate's public key as DER, per openssl.
+fn cert_spki(cert: &Path) -> Result<Vec<u8>> {
+    let pem = Command::new("openssl")
+        .args(["x509", "-noout", "-pubkey", "-in"])
+        .arg(cert)
+        .output()?;
+    ensure!(pem.status.success(), "openssl x509 failed");
+    let mut der = Command::new("openssl")
+        .args(["pkey", "-pubin", "-outform", "DER"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()?;
+    std::io::Write::write_all(der.stdin.as_mut().context("stdin")?, &pem.stdout)?;
+    let out = der.wait_with_output()?;
+    ensure!(out.status.success(), "openssl pkey failed");
+    Ok(out.stdout)
+}
+
+/// tpm2-tools' view of the agent's key: load the blob under an SRK made by tpm2_createprimary
+/// from the standard template, then tpm2_readpublic as DER.
+fn tpm_readpublic(tpm: &Swtpm, blob: &Path, work: &Path) -> Result<Vec<u8>> {
+    std::fs::create_dir_all(work)?;
+    let blob = std::fs::read(blob)?;
+    let rest = blob
+        .strip_prefix(b"OUTPOST-TPMKEY1\n".as_slice())
+        .context("blob magic")?;
+    let pub_len = 2 + usize::from(u16::from_be_bytes([rest[0], rest[1]]));
+    std::fs::write(work.join("key.pub"), &rest[..pub_len])?;
+    std::fs::write(work.join("key.priv"), &rest[pub_len..])?;
+    tpm.tool(
+        work,
+        &[
+            "tpm2_createprimary",
+            "-C",
+            "o",
+            "-g",
+            "sha256",
+            "-G",
+            "ecc256:aes128cfb",
+            "-a",
+            "fixedtpm|fixedparent|sensitivedataorigin|userwithauth|noda|restricted|decrypt",
+            "-c",
+            "srk.ctx",
+        ],
+    )?;
+    tpm.tool(work, &["tpm2_flushcontext", "-t"])?;
+    tpm.tool(
+        work,
+        &[
+            "tpm2_load",
+            "-C",
+            "srk.ctx",
+            "-u",
+            "key.pub",
+            "-r",
+            "key.priv",
+            "-c",
+            "key.ctx",
+        ],
+    )?;
+    tpm.tool(work, &["tpm2_flushcontext", "-t"])?;
+    tpm.tool(
+        work,
+        &[
+            "tpm2_readpublic",
+            "-c",
+            "key.ctx",
+            "-f",
+            "der",
+            "-o",
+            "key.der",
+        ],
+    )?;
+    Ok(std::fs::read(work.join("key.der"))?)
+}
+
+#[test]
+fn tpm_device_enrolls_by_itself_uploads_over_mtls_and_keeps_its_identity() -> Result<()> {
+    let fleet = Fleet::init(1)?;
+    let dev = fleet.device(1);
+    let tpm = Swtpm::start(&fleet.dir.join("swtpm"))?;
+    let tok = token(&fleet, &[])?;
+    use_identity(
+        &dev,
+        &format!(
+            "backend = \"tpm\"\ntcti = \"{}\"\ntoken = \"{tok}\"",
+            tpm.tcti()
+        ),
+    )?;
+
+    // The hub is not up yet: enrollment retries with backoff while records queue.
+    let mut agent = Agent::start(&dev.config)?;
+    publish(&dev, r#"{"n":1}"#)?;
+    let failing = wait_enrollment(&dev, "failed", Duration::from_secs(10))?;
+    ensure!(
+        failing["last_error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("unreachable"),
+        "{failing}"
+    );
+    let mut hub = Hub::start(&fleet.hub_config())?;
+    publish(&dev, r#"{"n":2}"#)?;
+
+    let enrolled = wait_enrollment(&dev, "enrolled", Duration::from_secs(15))?;
+    let id = enrolled["device_id"]
+        .as_str()
+        .context("device_id")?
+        .to_owned();
+    ensure!(
+        enrolled["backend"] == "tpm" && enrolled["key_protection"] == "tpm",
+        "{enrolled}"
+    );
+    ensure!(enrolled["public_key_sha256"] == id.as_str(), "{enrolled}");
+    ensure!(
+        enrolled["certificate"]["common_name"] == id.as_str(),
+        "{enrolled}"
+    );
+    ensure!(
+        enrolled["certificate"]["issuer"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Outpost fleet CA"),
+        "{enrolled}"
+    );
+    let cert = dev.dir.join("state/identity/device.crt");
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&cert)?.permissions());
+    ensure!(mode & 0o777 == 0o600, "certificate mode {mode:o}");
+    let spki = cert_spki(&cert)?;
+    ensure!(
+        outpost_proto::sha256_hex(&spki) == id,
+        "device id is not the key hash"
+    );
+
+    // Both records went over mTLS with the TPM key, under the enrolled id.
+    wait_records(&fleet, &id, 2)?;
+    let devices = hub_cli(&fleet, &["devices", "--json"])?;
+    let devices: Value = serde_json::from_slice(&devices.stdout)?;
+    ensure!(
+        devices[0]["id"] == id.as_str() && devices[0]["key_protection"] == "tpm",
+        "{devices}"
+    );
+    let text = dev.ctl(&["identity"], None)?;
+    let text = String::from_utf8(text.stdout)?;
+    ensure!(
+        text.contains("enrollment:      enrolled") && text.contains(&id),
+        "{text}"
+    );
+
+    // Restart: same key, same certificate, no new enrollment (the single-use token is spent,
+    // so a re-enrollment would fail), uploads continue under the same id.
+    ensure!(agent.terminate()?, "agent exit status");
+    let cert_before = std::fs::read(&cert)?;
+    let mut agent = Agent::start(&dev.config)?;
+    let again = wait_enrollment(&dev, "enrolled", Duration::from_secs(10))?;
+    ensure!(again["device_id"] == id.as_str(), "{again}");
+    ensure!(std::fs::read(&cert)? == cert_before, "certificate replaced");
+    publish(&dev, r#"{"n":3}"#)?;
+    wait_records(&fleet, &id, 3)?;
+    ensure!(agent.terminate()?, "agent exit status");
+
+    // tpm2-tools, with the agent gone, reads the same public key out of the TPM.
+    let from_tpm = tpm_readpublic(
+        &tpm,
+        &dev.dir.join("state/identity/identity.tpmkey"),
+        &fleet.dir.join("tpm2-tools"),
+    )?;
+    ensure!(
+        from_tpm == spki,
+        "tpm2_readpublic disagrees with the certificate"
+    );
+    ensure!(hub.terminate()?, "hub exit status");
+    Ok(())
+}
+
+fn ctl_fails_with(dev: &DeviceDir, args: &[&str], needle: &str) -> Result<()> {
+    let out = dev.ctl(args, None)?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    ensure!(
+        out.status.code() == Some(1),
+        "{args:?}: {:?} {stderr}",
+        out.status
+    );
+    ensure!(stderr.contains(needle), "{args:?}: {stderr}");
+    Ok(())
+}
+
+#[test]
+fn file_key_is_marked_software_and_bad_tokens_and_revoked_devices_are_refused() -> Result<()> {
+    let fleet = Fleet::init(2)?;
+    let mut hub = Hub::start(&fleet.hub_config())?;
+    let expired = token(&fleet, &["--ttl", "1s"])?;
+    std::thread::sleep(Duration::from_millis(1100));
+
+    // Device 1 enrolls with an expired token from its config: refused, retried, no crash.
+    let one = fleet.device(1);
+    use_identity(
+        &one,
+        &format!("backend = \"file\"\nkey_file = \"device-id.key\"\ntoken = \"{expired}\""),
+    )?;
+    let mut agent_one = Agent::start(&one.config)?;
+    let failed = wait_enrollment(&one, "failed", Duration::from_secs(10))?;
+    ensure!(
+        failed["last_error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("token expired"),
+        "{failed}"
+    );
+    publish(&one, r#"{"queued":true}"#)?;
+
+    // On demand with a good single-use token: works, and the hub marks it software.
+    let single = token(&fleet, &[])?;
+    let out = one.ctl(&["enroll", "--token", &single], None)?;
+    ensure!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let said = String::from_utf8(out.stdout)?;
+    ensure!(
+        said.starts_with("enrolled as ") && said.contains("(software key)"),
+        "{said}"
+    );
+    let id = identity(&one)?["device_id"]
+        .as_str()
+        .context("id")?
+        .to_owned();
+    wait_records(&fleet, &id, 1)?;
+    let devices: Value = serde_json::from_slice(&hub_cli(&fleet, &["devices", "--json"])?.stdout)?;
+    ensure!(devices[0]["key_protection"] == "software", "{devices}");
+
+    // Device 2 (no token configured) reuses the spent single-use token: refused.
+    let two = fleet.device(2);
+    use_identity(&two, "backend = \"file\"\nkey_file = \"device-id.key\"")?;
+    let mut agent_two = Agent::start(&two.config)?;
+    let waiting = wait_enrollment(&two, "not_enrolled", Duration::from_secs(10))?;
+    ensure!(waiting["token_configured"] == false, "{waiting}");
+    ctl_fails_with(&two, &["enroll", "--token", &single], "no uses left")?;
+    ctl_fails_with(&two, &["enroll", "--token", &expired], "expired")?;
+    ctl_fails_with(&two, &["enroll", "--token", "opt1_made_up"], "unknown")?;
+
+    // Revoked: the next upload is refused with 403, and it cannot enroll again.
+    let out = hub_cli(&fleet, &["device", "revoke", &id])?;
+    ensure!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    publish(&one, r#"{"after":"revoke"}"#)?;
+    wait_for(Duration::from_secs(10), "uploader refused with 403", || {
+        let status = one.ctl_json(&["status"])?;
+        let text = status.to_string();
+        Ok((text.contains("403") && text.contains("revoked")).then_some(()))
+    })?;
+    ensure!(fleet.hub_records(Some(&id), None)?.len() == 1);
+    let fresh = token(&fleet, &["--uses", "5"])?;
+    ctl_fails_with(&one, &["enroll", "--token", &fresh], "revoked")?;
+    // The refusal did not spend the token: device 2 can still use it.
+    let out = two.ctl(&["enroll", "--token", &fresh], None)?;
+    ensure!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // The loopback TCP listener (if any) never enrolls; here: GET on the enroll route is 405.
+    let mut api = two.api();
+    ensure!(api.get("/v1/enroll")?.status == 405);
+
+    ensure!(agent_one.terminate()? && agent_two.terminate()? && hub.terminate()?);
+    Ok(())
+}
