@@ -61,16 +61,12 @@ impl AgentBackend for AgentApi {
 
     fn identity(&self) -> BoxFuture<'_, Result<String, AgentError>> {
         Box::pin(async move {
-            let cfg = &self.state.config;
-            // Device identity (TPM key, certificate subject) is not wired yet (issue 5): until
-            // then the configured id and whether a hub is configured are what the agent knows.
-            let doc = serde_json::json!({
-                "device_id": cfg.device_id,
-                "hub_configured": cfg.hub.is_some(),
-                "hub": cfg.hub.as_ref().map(|h| h.url.to_string().trim_end_matches('/').to_owned()),
-                "client_certificate": cfg.hub.as_ref().map(|h| h.cert.display().to_string()),
-            });
-            Ok(doc.to_string())
+            // The same document as `GET /v1/identity` (`outpostctl identity --json`).
+            let view = match &self.state.identity {
+                Some(identity) => identity.view(),
+                None => crate::identity::view::without_identity(&self.state.config),
+            };
+            serde_json::to_string(&view).map_err(|e| AgentError::Failed(e.to_string()))
         })
     }
 

@@ -321,6 +321,9 @@ fn rauc_cli_installs_marks_and_lists_through_the_agent() -> Result<()> {
     assert!(stats.contains("app.e2e"), "{stats}");
     let health = agent1("HealthStatus", &[])?;
     assert!(health.contains("phase"), "{health}");
+    // The GET /v1/identity document: this device has no [identity], so it says so.
+    let identity = agent1("Identity", &[])?;
+    assert!(identity.contains("enrollment"), "{identity}");
     let out = gdbus_call(
         &bus,
         "io.outpost.Agent",
