@@ -19,17 +19,24 @@ pub mod probes;
 pub mod records;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use outpost_health::driver::{Capabilities, Driver};
 use outpost_health::status::{HealthStatus, Phase};
 use outpost_health::Outcome;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::api::AppState;
 use crate::update::tracker::Hold;
+use crate::update::InstallTracker;
 
 /// File in `state_dir` holding the gate's decisions across restarts and reboots.
 pub const STATE_FILE: &str = "health.json";
+
+/// Pauses before the gate runs again after an error (doubling up to the maximum).
+const RETRY_FIRST: Duration = Duration::from_secs(5);
+const RETRY_MAX: Duration = Duration::from_secs(300);
 
 /// Starts the gate for this boot, if updates are configured. The task ends with the gate's
 /// verdict; the daemon keeps running either way (a failed gate has asked for a reboot).
@@ -42,7 +49,10 @@ pub fn start(state: Arc<AppState>) -> Option<JoinHandle<()>> {
         return None;
     };
     state.install.hold(Hold::Pending);
-    tokio::spawn(hold_installs_during_trials(state.clone()));
+    tokio::spawn(hold_installs_during_trials(
+        state.health.subscribe(),
+        state.install.clone(),
+    ));
     Some(tokio::spawn(async move {
         let prepared = tokio::task::spawn_blocking({
             let tracker = state.install.clone();
@@ -69,28 +79,49 @@ pub fn start(state: Arc<AppState>) -> Option<JoinHandle<()>> {
         let driver =
             Driver::new(state.config.health.clone(), path, caps).with_status(state.health.clone());
         tracing::info!(slot = %ctx.booted, family = ctx.family.as_str(), "health gate: assessing this boot");
-        match driver.run(ctx).await {
-            Ok(Outcome::NotATrial) => tracing::info!("health gate: not a trial boot"),
-            Ok(Outcome::Committed) => tracing::info!("health gate: slot committed"),
-            Ok(Outcome::Failed { reason }) => {
-                tracing::error!(%reason, "health gate failed: slot marked bad, reboot requested")
+        let mut pause = RETRY_FIRST;
+        loop {
+            match driver.run(ctx.clone()).await {
+                Ok(Outcome::NotATrial) => tracing::info!("health gate: not a trial boot"),
+                Ok(Outcome::Committed) => tracing::info!("health gate: slot committed"),
+                Ok(Outcome::Failed { reason }) => {
+                    tracing::error!(%reason, "health gate failed: slot marked bad, reboot requested")
+                }
+                Ok(Outcome::BootedBadSlot { reason }) => {
+                    tracing::error!(%reason, "booted a slot the gate marked bad")
+                }
+                // The state file holds what was decided, so running again resumes exactly
+                // where it stopped (a full outbox, logind not answering the reboot yet).
+                Err(e) => {
+                    tracing::error!(error = %e, retry_in = ?pause, "health gate stopped; retrying");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(RETRY_MAX);
+                    continue;
+                }
             }
-            Ok(Outcome::BootedBadSlot { reason }) => {
-                tracing::error!(%reason, "booted a slot the gate marked bad")
-            }
-            Err(e) => tracing::error!(error = %e, "health gate stopped; a restart resumes it"),
+            return;
         }
     }))
 }
 
-/// Mirrors the gate's phase into the install tracker's hold until the gate has decided.
-async fn hold_installs_during_trials(state: Arc<AppState>) {
-    let mut rx = state.health.subscribe();
+/// Mirrors the gate's phase into the install tracker's hold until the gate has decided. A gate
+/// that stopped on an error inside a trial keeps installs held while it retries; one that
+/// could not even assess the boot (no trial known) lets them through.
+async fn hold_installs_during_trials(
+    mut rx: watch::Receiver<HealthStatus>,
+    install: Arc<InstallTracker>,
+) {
     loop {
         let hold = {
             let s = rx.borrow_and_update();
             match s.phase {
                 Phase::Starting => Hold::Pending,
+                Phase::Error if s.slot.is_some() => Hold::Held(format!(
+                    "the health gate of slot {} stopped on an error and is retrying ({}); \
+                     installing now would overwrite its fallback",
+                    s.slot.as_deref().unwrap_or("?"),
+                    s.reason.as_deref().unwrap_or("see the agent's log")
+                )),
                 Phase::Checking => Hold::Held(format!(
                     "slot {} is on trial (health gate checking); installing now would overwrite \
                      its fallback: wait until it is committed (outpostctl health --wait)",
@@ -99,9 +130,10 @@ async fn hold_installs_during_trials(state: Arc<AppState>) {
                 _ => Hold::Open,
             }
         };
-        let decided = hold == Hold::Open;
-        state.install.hold(hold);
-        if decided || rx.changed().await.is_err() {
+        install.hold(hold);
+        // Watch for the daemon's life (a retry after an error goes back to Checking); the
+        // loop ends when the daemon's state, which owns the sender, is dropped.
+        if rx.changed().await.is_err() {
             return;
         }
     }

@@ -470,3 +470,32 @@ fn installs_are_refused_while_the_booted_slot_is_on_trial() -> Result<()> {
     agent.terminate()?;
     Ok(())
 }
+
+#[test]
+fn a_gate_that_cannot_reboot_keeps_installs_held_and_retries() -> Result<()> {
+    let mut dev = Device::new()?;
+    assert_eq!(dev.power_on()?, "A");
+    dev.installed("B", 1, "2.0", 1)?;
+    assert_eq!(dev.power_on()?, "B");
+    // No logind anywhere: the failed trial is marked bad, but the reboot request fails.
+    let nowhere = format!("unix:path={}", dev.path().join("no-bus").display());
+    let mut agent = Agent::start(&dev.configure(&nowhere, FAILING)?)?;
+    let h = wait_for(Duration::from_secs(10), "the gate's error", || {
+        let h = dev.health()?;
+        Ok((h["phase"] == "error").then_some(h))
+    })?;
+    assert!(h["reason"].as_str().unwrap_or_default().contains("reboot"), "{h}");
+    assert_eq!(grub_var(&dev.grubenv(), "B_OK")?, "0", "marked bad before the reboot");
+    let r = UnixHttp::new(&dev.path().join("agent.sock")).post(
+        "/v1/install",
+        &[("content-type", "application/json")],
+        br#"{"bundle":"/nonexistent/update.raucb"}"#,
+    )?;
+    let body = String::from_utf8_lossy(&r.body);
+    assert_eq!(r.status, 409, "{body}");
+    assert!(body.contains("retrying"), "{body}");
+    let log = std::fs::read_to_string(dev.path().join("agent.log"))?;
+    assert!(log.contains("health gate stopped; retrying"), "{log}");
+    agent.terminate()?;
+    Ok(())
+}
