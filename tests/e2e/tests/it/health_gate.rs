@@ -484,8 +484,15 @@ fn a_gate_that_cannot_reboot_keeps_installs_held_and_retries() -> Result<()> {
         let h = dev.health()?;
         Ok((h["phase"] == "error").then_some(h))
     })?;
-    assert!(h["reason"].as_str().unwrap_or_default().contains("reboot"), "{h}");
-    assert_eq!(grub_var(&dev.grubenv(), "B_OK")?, "0", "marked bad before the reboot");
+    assert!(
+        h["reason"].as_str().unwrap_or_default().contains("reboot"),
+        "{h}"
+    );
+    assert_eq!(
+        grub_var(&dev.grubenv(), "B_OK")?,
+        "0",
+        "marked bad before the reboot"
+    );
     let r = UnixHttp::new(&dev.path().join("agent.sock")).post(
         "/v1/install",
         &[("content-type", "application/json")],
