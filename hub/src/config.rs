@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -53,14 +54,44 @@ struct RawConfig {
 struct RawEnroll {
     ca_cert: PathBuf,
     ca_key: PathBuf,
-    #[serde(default = "default_cert_days")]
-    cert_days: u32,
+    cert_days: Option<u32>,
+    /// A duration (`90s`, `12h`, `30d`) instead of `cert_days`; for short-lived certificates.
+    cert_lifetime: Option<String>,
     #[serde(default)]
     refuse_software_keys: bool,
 }
 
-fn default_cert_days() -> u32 {
-    DEFAULT_CERT_DAYS
+/// Shortest `enroll.cert_lifetime` (renewal happens at 2/3 of it).
+pub const MIN_CERT_LIFETIME: Duration = Duration::from_secs(10);
+
+/// `enroll.cert_lifetime` or `enroll.cert_days` (not both), default [`DEFAULT_CERT_DAYS`].
+fn cert_lifetime(e: &RawEnroll) -> Result<Duration, String> {
+    let max = Duration::from_secs(u64::from(MAX_CERT_DAYS) * 86_400);
+    match (e.cert_days, &e.cert_lifetime) {
+        (Some(_), Some(_)) => Err("set enroll.cert_days or enroll.cert_lifetime, not both".into()),
+        (Some(days), None) => {
+            if (1..=MAX_CERT_DAYS).contains(&days) {
+                Ok(Duration::from_secs(u64::from(days) * 86_400))
+            } else {
+                Err(format!(
+                    "enroll.cert_days must be between 1 and {MAX_CERT_DAYS}"
+                ))
+            }
+        }
+        (None, Some(text)) => {
+            let d = humantime::parse_duration(text).map_err(|e| {
+                format!("enroll.cert_lifetime {text:?}: {e} (use e.g. 90s, 12h, 30d)")
+            })?;
+            if d < MIN_CERT_LIFETIME || d > max {
+                return Err(format!(
+                    "enroll.cert_lifetime must be between {}s and {MAX_CERT_DAYS} days",
+                    MIN_CERT_LIFETIME.as_secs()
+                ));
+            }
+            Ok(d)
+        }
+        (None, None) => Ok(Duration::from_secs(u64::from(DEFAULT_CERT_DAYS) * 86_400)),
+    }
 }
 
 #[derive(Deserialize)]
@@ -118,7 +149,8 @@ pub struct Config {
 pub struct EnrollConfig {
     pub ca_cert: PathBuf,
     pub ca_key: PathBuf,
-    pub cert_days: u32,
+    /// How long issued (and renewed) device certificates are valid.
+    pub cert_lifetime: Duration,
     pub refuse_software_keys: bool,
 }
 
@@ -179,13 +211,10 @@ impl Config {
             identity::validate_device_id(device)
                 .map_err(|e| invalid(format!("legacy_device_keys: {e}")))?;
         }
-        if let Some(e) = &raw.enroll {
-            if !(1..=MAX_CERT_DAYS).contains(&e.cert_days) {
-                return Err(invalid(format!(
-                    "enroll.cert_days must be between 1 and {MAX_CERT_DAYS}"
-                )));
-            }
-        }
+        let lifetime = match &raw.enroll {
+            Some(e) => cert_lifetime(e).map_err(invalid)?,
+            None => Duration::ZERO,
+        };
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         let resolve = |p: &Path| {
             if p.is_absolute() {
@@ -197,7 +226,7 @@ impl Config {
         let enroll = raw.enroll.as_ref().map(|e| EnrollConfig {
             ca_cert: resolve(&e.ca_cert),
             ca_key: resolve(&e.ca_key),
-            cert_days: e.cert_days,
+            cert_lifetime: lifetime,
             refuse_software_keys: e.refuse_software_keys,
         });
         Ok(Config {
@@ -245,6 +274,8 @@ max_body_bytes = {max}
 [enroll]
 ca_cert = "ca.pem"
 ca_key = "ca.key"
+# Device certificates live cert_days days (or cert_lifetime, a duration such as "12h" or
+# "90s", instead); agents renew them over mTLS (POST /v1/renew) at 2/3 of their lifetime.
 cert_days = {cert_days}
 refuse_software_keys = false
 
@@ -321,7 +352,10 @@ mod tests {
         assert_eq!(c.tls.client_ca, Path::new("/x/ca.pem"));
         let e = c.enroll.unwrap();
         assert_eq!(e.ca_key, Path::new("/x/ca.key"));
-        assert_eq!(e.cert_days, DEFAULT_CERT_DAYS);
+        assert_eq!(
+            e.cert_lifetime,
+            Duration::from_secs(u64::from(DEFAULT_CERT_DAYS) * 86_400)
+        );
         assert!(!e.refuse_software_keys);
     }
 
@@ -339,8 +373,27 @@ mod tests {
             .enroll
             .unwrap();
         assert!(e.refuse_software_keys);
-        assert_eq!(e.cert_days, DEFAULT_CERT_DAYS);
-        for bad in ["cert_days = 0", "cert_days = 4000", "ca_kee = \"x\""] {
+        assert_eq!(
+            e.cert_lifetime,
+            Duration::from_secs(u64::from(DEFAULT_CERT_DAYS) * 86_400)
+        );
+        for (line, secs) in [("cert_days = 2", 172_800), ("cert_lifetime = \"90s\"", 90)] {
+            let text = format!("{MINIMAL}[enroll]\nca_cert = \"c\"\nca_key = \"k\"\n{line}\n");
+            let c = Config::parse(&text, Path::new("h.toml")).unwrap();
+            assert_eq!(
+                c.enroll.unwrap().cert_lifetime,
+                Duration::from_secs(secs),
+                "{line}"
+            );
+        }
+        for bad in [
+            "cert_days = 0",
+            "cert_days = 4000",
+            "ca_kee = \"x\"",
+            "cert_lifetime = \"5s\"",
+            "cert_lifetime = \"soon\"",
+            "cert_lifetime = \"90s\"\ncert_days = 1",
+        ] {
             let text = format!("{MINIMAL}[enroll]\nca_cert = \"c\"\nca_key = \"k\"\n{bad}\n");
             assert!(Config::parse(&text, Path::new("h.toml")).is_err(), "{bad}");
         }

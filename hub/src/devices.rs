@@ -142,6 +142,23 @@ impl Store {
         Ok(())
     }
 
+    /// Records a renewed certificate's expiry, in one transaction with the revocation check
+    /// (a device revoked meanwhile is refused). A device not in the table (e.g. made by
+    /// `init`) gets a row.
+    pub fn renew(&mut self, id: &str, cert_not_after_ms: i64) -> Result<(), EnrollRefusal> {
+        let tx = self.conn.transaction()?;
+        if revoked(&tx, id)? {
+            return Err(EnrollRefusal::Revoked(id.to_owned()));
+        }
+        tx.execute(
+            "INSERT INTO devices (id, cert_not_after_ms) VALUES (?1, ?2)
+             ON CONFLICT (id) DO UPDATE SET cert_not_after_ms = ?2",
+            params![id, cert_not_after_ms],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
     /// Whether a token would be accepted now (read only; [`Store::enroll`] decides for real).
     pub fn check_token(&mut self, hash: &str, now_ms: i64) -> Result<(), EnrollRefusal> {
         let tx = self.conn.transaction()?;

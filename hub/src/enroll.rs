@@ -15,7 +15,8 @@ use std::time::Duration;
 
 use hyper::StatusCode;
 use outpost_proto::enroll::{
-    device_id_from_spki, EnrollError, EnrollErrorCode, EnrollRequest, EnrollResponse, KeyProtection,
+    device_id_from_spki, EnrollError, EnrollErrorCode, EnrollRequest, EnrollResponse,
+    KeyProtection, RenewRequest,
 };
 use rcgen::{
     CertificateParams, CertificateSigningRequestParams, DnType, ExtendedKeyUsagePurpose, IsCa,
@@ -31,7 +32,8 @@ use crate::store::Store;
 const OID_EC_PUBLIC_KEY: &str = "1.2.840.10045.2.1";
 /// OID 1.2.840.10045.3.1.7 (prime256v1 / P-256).
 const OID_P256: &str = "1.2.840.10045.3.1.7";
-/// Issued certificates start this long before "now", for device clocks slightly behind.
+/// Issued certificates start this long before "now", for device clocks slightly behind
+/// (at most a tenth of the lifetime, so short-lived certificates renew at 2/3 of it).
 const BACKDATE: Duration = Duration::from_secs(3600);
 
 #[derive(Debug, thiserror::Error)]
@@ -51,7 +53,7 @@ pub enum EnrollSetupError {
 pub struct Enroller {
     issuer: Issuer<'static, KeyPair>,
     ca_pem: String,
-    cert_days: u32,
+    lifetime: Duration,
     refuse_software_keys: bool,
 }
 
@@ -59,7 +61,7 @@ impl std::fmt::Debug for Enroller {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Never the CA key.
         f.debug_struct("Enroller")
-            .field("cert_days", &self.cert_days)
+            .field("lifetime", &self.lifetime)
             .field("refuse_software_keys", &self.refuse_software_keys)
             .finish_non_exhaustive()
     }
@@ -87,6 +89,8 @@ impl EnrollFailure {
 /// A CSR whose signature verified, for a P-256 key.
 pub struct CheckedCsr {
     pub device_id: String,
+    /// The key's SubjectPublicKeyInfo (DER).
+    pub spki: Vec<u8>,
     public_key: rcgen::PublicKey,
 }
 
@@ -109,7 +113,7 @@ impl Enroller {
             path: cfg.ca_key.clone(),
             message: e.to_string(),
         })?;
-        Self::new(&ca_pem, key, cfg.cert_days, cfg.refuse_software_keys).map_err(|message| {
+        Self::new(&ca_pem, key, cfg.cert_lifetime, cfg.refuse_software_keys).map_err(|message| {
             EnrollSetupError::BadCa {
                 path: cfg.ca_cert.clone(),
                 message,
@@ -121,7 +125,7 @@ impl Enroller {
     pub fn new(
         ca_pem: &str,
         key: KeyPair,
-        cert_days: u32,
+        lifetime: Duration,
         refuse_software_keys: bool,
     ) -> Result<Self, String> {
         let (_, pem) =
@@ -137,17 +141,19 @@ impl Enroller {
         Ok(Self {
             issuer,
             ca_pem: ca_only,
-            cert_days,
+            lifetime,
             refuse_software_keys,
         })
     }
 
     /// Signs a clientAuth certificate for the CSR's key, subject CN = device id, valid from an
-    /// hour ago for `cert_days` days, with a random serial number.
+    /// hour ago (a tenth of the lifetime if that is shorter) for the configured lifetime, with
+    /// a random serial number.
     pub fn issue(&self, csr: &CheckedCsr, now_ms: i64) -> Result<IssuedCert, String> {
         let now_s = now_ms.div_euclid(1000);
-        let not_before = now_s - BACKDATE.as_secs() as i64;
-        let not_after = now_s + i64::from(self.cert_days) * 86_400;
+        let lifetime = i64::try_from(self.lifetime.as_secs()).unwrap_or(i64::MAX);
+        let not_before = now_s - BACKDATE.as_secs().min(self.lifetime.as_secs() / 10) as i64;
+        let not_after = now_s.saturating_add(lifetime);
         let ts = |s: i64| time::OffsetDateTime::from_unix_timestamp(s).map_err(|e| e.to_string());
         let mut params = CertificateParams::default();
         params.distinguished_name = rcgen::DistinguishedName::new();
@@ -236,6 +242,93 @@ impl Enroller {
     }
 }
 
+/// What the hub knows about the client certificate a renewal was made with (already verified
+/// against the fleet CA by rustls).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PresentedCert {
+    pub device_id: String,
+    pub spki: Vec<u8>,
+    pub not_before_ms: i64,
+    pub not_after_ms: i64,
+}
+
+impl PresentedCert {
+    /// From the verified leaf (DER). `Err` only for a certificate rustls would not have
+    /// accepted (no usable CN).
+    pub fn parse(der: &[u8]) -> Result<Self, crate::identity::IdentityError> {
+        use x509_parser::prelude::X509Certificate;
+        let device_id = crate::identity::device_id_from_cert(der)?;
+        let (_, cert) = X509Certificate::from_der(der)
+            .map_err(|_| crate::identity::IdentityError::BadCertificate)?;
+        let validity = cert.validity();
+        Ok(Self {
+            device_id,
+            spki: cert.public_key().raw.to_vec(),
+            not_before_ms: validity.not_before.timestamp().saturating_mul(1000),
+            not_after_ms: validity.not_after.timestamp().saturating_mul(1000),
+        })
+    }
+}
+
+impl Enroller {
+    /// `POST /v1/renew`: a new certificate for the **same** key and device id as the presented
+    /// (verified, unexpired, not revoked) client certificate, with the configured lifetime.
+    /// No token: the valid certificate is the authorisation. Never panics on input.
+    pub fn renew(
+        &self,
+        store: &mut Store,
+        presented: &PresentedCert,
+        body: &[u8],
+        now_ms: i64,
+    ) -> Result<EnrollResponse, EnrollFailure> {
+        use EnrollErrorCode as C;
+        let id = presented.device_id.as_str();
+        // rustls already refused expired certificates; this keeps the rule next to the others.
+        if now_ms < presented.not_before_ms || now_ms >= presented.not_after_ms {
+            return Err(EnrollFailure::new(
+                StatusCode::UNAUTHORIZED,
+                C::CertificateExpired,
+                format!("the certificate of {id} is not valid now: enroll again with a new token"),
+            ));
+        }
+        let req: RenewRequest = serde_json::from_slice(body).map_err(|e| {
+            EnrollFailure::new(
+                StatusCode::BAD_REQUEST,
+                C::BadRequest,
+                format!("body is not a renewal request: {e}"),
+            )
+        })?;
+        let mut csr = check_csr(&req.csr)
+            .map_err(|e| EnrollFailure::new(StatusCode::BAD_REQUEST, C::BadCsr, e))?;
+        if csr.spki != presented.spki {
+            return Err(EnrollFailure::new(
+                StatusCode::FORBIDDEN,
+                C::KeyMismatch,
+                "the CSR's key is not the key of the presented certificate (a new key needs a new enrollment)",
+            ));
+        }
+        // The id stays what the presented certificate says (also for ids not derived from the
+        // key, such as `init`'s device-001).
+        csr.device_id = presented.device_id.clone();
+        let issued = self.issue(&csr, now_ms).map_err(|e| {
+            tracing::error!(device = %id, error = %e, "issuing a renewed certificate failed");
+            EnrollFailure::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                C::Internal,
+                "cannot issue a certificate",
+            )
+        })?;
+        store
+            .renew(id, issued.not_after_ms)
+            .map_err(|e| refusal(e, id))?;
+        tracing::info!(device = %id, not_after = %outpost_proto::time::rfc3339_millis(issued.not_after_ms), "device certificate renewed");
+        Ok(EnrollResponse {
+            device_id: presented.device_id.clone(),
+            certificate_chain: issued.chain_pem,
+        })
+    }
+}
+
 fn refusal(e: EnrollRefusal, device: &str) -> EnrollFailure {
     use EnrollErrorCode as C;
     let unauthorized = StatusCode::UNAUTHORIZED;
@@ -293,6 +386,7 @@ pub fn check_csr(pem_text: &str) -> Result<CheckedCsr, String> {
         .map_err(|e| format!("csr rejected: {e}"))?;
     Ok(CheckedCsr {
         device_id,
+        spki: spki.raw.to_vec(),
         public_key: params.public_key,
     })
 }
@@ -338,11 +432,13 @@ mod tests {
     use super::*;
     use crate::pki;
 
+    const DAYS_30: Duration = Duration::from_secs(30 * 86_400);
+
     fn enroller(refuse_software: bool) -> (Enroller, pki::Ca) {
         let ca = pki::new_ca().unwrap();
         let key = KeyPair::from_pem(&ca.key_pem).unwrap();
         (
-            Enroller::new(&ca.cert_pem, key, 30, refuse_software).unwrap(),
+            Enroller::new(&ca.cert_pem, key, DAYS_30, refuse_software).unwrap(),
             ca,
         )
     }
@@ -481,10 +577,109 @@ mod tests {
         assert_eq!(e.status, StatusCode::FORBIDDEN);
     }
 
+    fn leaf_der(chain_pem: &str) -> Vec<u8> {
+        let (_, pem) = x509_parser::pem::parse_x509_pem(chain_pem.as_bytes()).unwrap();
+        pem.contents
+    }
+
+    fn renew_body(csr: &str) -> Vec<u8> {
+        serde_json::to_vec(&RenewRequest { csr: csr.into() }).unwrap()
+    }
+
+    #[test]
+    fn renewal_keeps_the_key_and_id_and_needs_a_valid_unrevoked_certificate() {
+        let (enroller, _ca) = enroller(false);
+        let mut store = Store::open_in_memory().unwrap();
+        store.add_token(&token_hash("tok"), 0, i64::MAX, 1).unwrap();
+        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let t0 = 1_800_000_000_000;
+        let first = enroller
+            .handle(&mut store, &request("tok", &csr(&key), "tpm"), t0)
+            .unwrap();
+        let presented = PresentedCert::parse(&leaf_der(&first.certificate_chain)).unwrap();
+        assert_eq!(presented.device_id, first.device_id);
+
+        // Same key, later: a new certificate, same id, new expiry; no token needed.
+        let t1 = t0 + 20 * 86_400_000;
+        let renewed = enroller
+            .renew(&mut store, &presented, &renew_body(&csr(&key)), t1)
+            .unwrap();
+        assert_eq!(renewed.device_id, first.device_id);
+        let again = PresentedCert::parse(&leaf_der(&renewed.certificate_chain)).unwrap();
+        assert_eq!(again.spki, presented.spki);
+        assert_eq!(again.device_id, first.device_id);
+        assert_eq!(again.not_after_ms, t1 + 30 * 86_400_000);
+        let rows = store.devices().unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].cert_not_after_ms, Some(again.not_after_ms));
+        assert_eq!(rows[0].key_protection.as_deref(), Some("tpm"));
+
+        // Another key: refused, even with a valid certificate.
+        let other = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let e = enroller
+            .renew(&mut store, &again, &renew_body(&csr(&other)), t1)
+            .unwrap_err();
+        assert_eq!(
+            (e.status, e.body.code),
+            (StatusCode::FORBIDDEN, EnrollErrorCode::KeyMismatch)
+        );
+        // Garbage: 4xx.
+        for (body, code) in [
+            (b"{".to_vec(), EnrollErrorCode::BadRequest),
+            (renew_body("junk"), EnrollErrorCode::BadCsr),
+        ] {
+            let e = enroller.renew(&mut store, &again, &body, t1).unwrap_err();
+            assert_eq!((e.status, e.body.code), (StatusCode::BAD_REQUEST, code));
+        }
+        // Expired (by the hub's clock): refused, needs a new token.
+        let e = enroller
+            .renew(
+                &mut store,
+                &presented,
+                &renew_body(&csr(&key)),
+                presented.not_after_ms,
+            )
+            .unwrap_err();
+        assert_eq!(
+            (e.status, e.body.code),
+            (
+                StatusCode::UNAUTHORIZED,
+                EnrollErrorCode::CertificateExpired
+            )
+        );
+        // Revoked: refused, expiry unchanged.
+        store.revoke(&first.device_id, t1).unwrap();
+        let e = enroller
+            .renew(&mut store, &again, &renew_body(&csr(&key)), t1 + 1)
+            .unwrap_err();
+        assert_eq!(
+            (e.status, e.body.code),
+            (StatusCode::FORBIDDEN, EnrollErrorCode::DeviceRevoked)
+        );
+        assert_eq!(
+            store.devices().unwrap()[0].cert_not_after_ms,
+            Some(again.not_after_ms)
+        );
+    }
+
+    #[test]
+    fn short_lifetimes_backdate_a_tenth() {
+        let ca = pki::new_ca().unwrap();
+        let key = KeyPair::from_pem(&ca.key_pem).unwrap();
+        let enroller = Enroller::new(&ca.cert_pem, key, Duration::from_secs(90), false).unwrap();
+        let dev = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let checked = check_csr(&csr(&dev)).unwrap();
+        let now = 1_800_000_000_000;
+        let issued = enroller.issue(&checked, now).unwrap();
+        let p = PresentedCert::parse(&leaf_der(&issued.chain_pem)).unwrap();
+        assert_eq!(p.not_before_ms, now - 9_000);
+        assert_eq!(p.not_after_ms, now + 90_000);
+    }
+
     #[test]
     fn ca_key_must_match_the_certificate() {
         let ca = pki::new_ca().unwrap();
         let other = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
-        assert!(Enroller::new(&ca.cert_pem, other, 30, false).is_err());
+        assert!(Enroller::new(&ca.cert_pem, other, DAYS_30, false).is_err());
     }
 }

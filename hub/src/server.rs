@@ -15,7 +15,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use outpost_proto::enroll::{ENROLL_PATH, MAX_ENROLL_REQUEST_BYTES};
+use outpost_proto::enroll::{ENROLL_PATH, MAX_ENROLL_REQUEST_BYTES, RENEW_PATH};
 use outpost_proto::ingest::INGEST_PATH;
 use outpost_proto::legacy::{CHECKSUM_HEADER, DEVICE_KEY_HEADER};
 use tokio::net::{TcpListener, TcpStream};
@@ -24,7 +24,7 @@ use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
 use crate::config::Config;
-use crate::enroll::{EnrollSetupError, Enroller};
+use crate::enroll::{EnrollSetupError, Enroller, PresentedCert};
 use crate::http::{self, HttpError, Resp};
 use crate::identity::{self, IdentityError};
 use crate::ingest;
@@ -86,6 +86,8 @@ struct Peer {
     addr: SocketAddr,
     /// `None`: no client certificate. `Some(Err)`: a verified certificate whose CN is unusable.
     device: Option<Result<String, IdentityError>>,
+    /// The verified client leaf, for renewal.
+    cert: Option<Result<PresentedCert, IdentityError>>,
 }
 
 /// A bound, not yet serving hub.
@@ -204,13 +206,14 @@ async fn serve_connection(
             return;
         }
     };
-    let device = tls
+    let leaf = tls
         .get_ref()
         .1
         .peer_certificates()
-        .and_then(|chain| chain.first())
-        .map(|leaf| identity::device_id_from_cert(leaf));
-    let peer = Arc::new(Peer { addr, device });
+        .and_then(|chain| chain.first());
+    let device = leaf.map(|leaf| identity::device_id_from_cert(leaf));
+    let cert = leaf.map(|leaf| PresentedCert::parse(leaf));
+    let peer = Arc::new(Peer { addr, device, cert });
     let service = service_fn(move |req| {
         let (state, peer) = (state.clone(), peer.clone());
         async move { Ok::<_, Infallible>(route(req, &state, &peer).await) }
@@ -303,6 +306,10 @@ async fn dispatch(
             Some(resp) => resp,
             None => enroll(req, state).await,
         },
+        RENEW_PATH => match post_only("POST") {
+            Some(resp) => resp,
+            None => renew(req, state, peer).await,
+        },
         HEALTH_PATH if method == Method::GET || method == Method::HEAD => {
             http::json(StatusCode::OK, &serde_json::json!({"status": "ok"}))
         }
@@ -355,6 +362,62 @@ async fn enroll(req: Request<Incoming>, state: &Arc<State>) -> Resp {
         }
         Err(e) => {
             tracing::error!(error = %e, "enroll task failed");
+            http::error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+        }
+    }
+}
+
+/// `POST /v1/renew`: only with a verified client certificate (revoked ones were refused by
+/// `refuse_peer`); the CSR must be for the same key.
+async fn renew(req: Request<Incoming>, state: &Arc<State>, peer: &Peer) -> Resp {
+    use outpost_proto::enroll::{EnrollError, EnrollErrorCode};
+    let Some(enroller) = state.enroller.clone() else {
+        return http::json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &EnrollError {
+                error: "this hub does not issue certificates (no [enroll] in hub.toml)".into(),
+                code: EnrollErrorCode::NotConfigured,
+            },
+        );
+    };
+    let presented = match &peer.cert {
+        Some(Ok(c)) => c.clone(),
+        Some(Err(e)) => {
+            return http::json(
+                StatusCode::FORBIDDEN,
+                &EnrollError {
+                    error: e.to_string(),
+                    code: EnrollErrorCode::BadRequest,
+                },
+            )
+        }
+        None => {
+            return http::json(
+                StatusCode::UNAUTHORIZED,
+                &EnrollError {
+                    error: "renewal needs the current client certificate (mTLS)".into(),
+                    code: EnrollErrorCode::CertificateRequired,
+                },
+            )
+        }
+    };
+    let length = content_length(&req);
+    let body = match http::read_body(req.into_body(), length, MAX_ENROLL_REQUEST_BYTES).await {
+        Ok(b) => b,
+        Err(e) => return e.into_response(),
+    };
+    let state = state.clone();
+    let job = tokio::task::spawn_blocking(move || {
+        enroller.renew(&mut state.store(), &presented, &body, now_ms())
+    });
+    match job.await {
+        Ok(Ok(resp)) => http::json(StatusCode::OK, &resp),
+        Ok(Err(failure)) => {
+            tracing::info!(status = failure.status.as_u16(), code = ?failure.body.code, error = %failure.body.error, "renewal refused");
+            http::json(failure.status, &failure.body)
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "renew task failed");
             http::error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
         }
     }

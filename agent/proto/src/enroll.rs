@@ -13,13 +13,23 @@
 //!    its fleet CA whose subject CN is that id.
 //! 3. The hub answers `200` with [`EnrollResponse`], or a 4xx/5xx with [`EnrollError`].
 //!
+//! Renewal (`POST /v1/renew`, JSON, over mTLS **with** the device's current, unexpired
+//! certificate): the agent sends [`RenewRequest`], a new CSR signed by the **same** key; the
+//! hub requires that key to equal the presented certificate's, keeps the device id (the
+//! presented certificate's CN) and answers `200` with an [`EnrollResponse`] (a new certificate
+//! with the hub's configured lifetime) or an [`EnrollError`]. An expired certificate cannot
+//! renew: the device needs a new token.
+//!
 //! Not in v1 (the seams for later): EK certificate, AK, credential activation and
-//! TPM2_Certify evidence (optional request fields), certificate renewal over mTLS.
+//! TPM2_Certify evidence (optional request fields).
 
 use serde::{Deserialize, Serialize};
 
 /// The hub's enrollment endpoint.
 pub const ENROLL_PATH: &str = "/v1/enroll";
+
+/// The hub's renewal endpoint (mTLS only).
+pub const RENEW_PATH: &str = "/v1/renew";
 
 /// Largest enrollment request body a hub accepts (a CSR is well under 2 KiB).
 pub const MAX_ENROLL_REQUEST_BYTES: usize = 64 * 1024;
@@ -71,7 +81,15 @@ pub struct EnrollRequest {
     pub key_protection: KeyProtection,
 }
 
-/// `200` answer to an enrollment.
+/// `POST /v1/renew` body. The device is the presented client certificate's CN; nothing here
+/// names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RenewRequest {
+    /// PKCS#10 CSR (PEM) signed by the key of the presented client certificate.
+    pub csr: String,
+}
+
+/// `200` answer to an enrollment or a renewal.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EnrollResponse {
     /// The device id the certificate names (its subject CN).
@@ -102,6 +120,12 @@ pub enum EnrollErrorCode {
     NotConfigured,
     /// Something on the hub failed; retry later. `500`.
     Internal,
+    /// Renewal without a verified client certificate. `401`.
+    CertificateRequired,
+    /// Renewal with a certificate outside its validity (by the hub's clock). `401`.
+    CertificateExpired,
+    /// Renewal whose CSR key is not the presented certificate's key. `403`.
+    KeyMismatch,
 }
 
 /// Error body of `/v1/enroll`: the usual one-line `error` plus a machine-readable `code`.
@@ -150,6 +174,20 @@ mod tests {
         assert_eq!(
             serde_json::to_string(&err).unwrap(),
             r#"{"error":"token expired","code":"token_expired"}"#
+        );
+    }
+
+    #[test]
+    fn renew_wire_format() {
+        let req = RenewRequest { csr: "pem".into() };
+        assert_eq!(serde_json::to_string(&req).unwrap(), r#"{"csr":"pem"}"#);
+        let err = EnrollError {
+            error: "x".into(),
+            code: EnrollErrorCode::KeyMismatch,
+        };
+        assert_eq!(
+            serde_json::to_string(&err).unwrap(),
+            r#"{"error":"x","code":"key_mismatch"}"#
         );
     }
 

@@ -11,6 +11,8 @@ use serde::Deserialize;
 pub const IDENTITY_DIR: &str = "identity";
 /// Default certificate file inside [`IDENTITY_DIR`].
 pub const CERT_FILE: &str = "device.crt";
+/// The persisted time floor inside [`IDENTITY_DIR`] (see `crate::identity::floor`).
+pub const TIME_FLOOR_FILE: &str = "time_floor";
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -39,6 +41,8 @@ pub struct IdentityConfig {
     pub cert: PathBuf,
     /// Where the enrollment token comes from, if anywhere.
     pub token: Option<TokenSource>,
+    /// The persisted time floor, `state_dir/identity/time_floor`.
+    pub time_floor: PathBuf,
 }
 
 impl IdentityConfig {
@@ -120,6 +124,7 @@ pub(super) fn resolve(
             .map(|p| resolve(&p))
             .unwrap_or_else(|| dir.join(CERT_FILE)),
         token,
+        time_floor: dir.join(TIME_FLOOR_FILE),
     })
 }
 

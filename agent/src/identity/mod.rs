@@ -3,11 +3,15 @@
 //! configured, or on demand through `POST /v1/enroll` of the local API), and give the uploader
 //! a rustls client configuration whose handshake signature comes from the backend.
 //!
-//! Seams for later slices: renewal (re-run [`Identity::enroll_with`]'s CSR step over mTLS before
-//! expiry), EK/AK attestation (more fields in the enrollment request), a persisted time floor
-//! (replace `now_ms` in [`Identity::usable_cert`]).
+//! Once enrolled, the certificate is renewed at 2/3 of its lifetime over mTLS (`POST
+//! /v1/renew`: same key, new CSR, new certificate), retried with the uploader's backoff while
+//! the hub is unreachable; the current certificate stays in use until it expires. Validity is
+//! judged against [`floor::TimeFloor`] when the system clock is behind it.
+//!
+//! Seam for a later slice: EK/AK attestation (more fields in the enrollment request).
 
 pub mod cert;
+pub mod floor;
 pub mod view;
 
 use std::sync::{Arc, Mutex, OnceLock};
@@ -18,7 +22,7 @@ use hyper::StatusCode;
 use outpost_identity::{KeyBackend, KeyProtection as BackendProtection};
 use outpost_proto::enroll::{
     device_id_from_spki, EnrollError, EnrollErrorCode, EnrollRequest, EnrollResponse,
-    KeyProtection, ENROLL_PATH,
+    KeyProtection, RenewRequest, ENROLL_PATH, RENEW_PATH,
 };
 use rand::SeedableRng;
 use rustls::ClientConfig;
@@ -31,10 +35,19 @@ use crate::uploader::client::{HubClient, UploadError};
 use crate::uploader::tls;
 use crate::{now_ms, oneline};
 use cert::CertInfo;
+use floor::TimeFloor;
 pub use view::{EnrolledView, IdentityView};
 
 /// How often a device without a token looks again (a token file may appear later).
 const NO_TOKEN_RECHECK: Duration = Duration::from_secs(30);
+/// Longest sleep before the renewal time is computed again (the wall clock may jump).
+const RENEW_RECHECK: Duration = Duration::from_secs(3600);
+
+/// When a certificate valid `not_before_ms..not_after_ms` is due for renewal: 2/3 of the way.
+pub fn renew_at_ms(not_before_ms: i64, not_after_ms: i64) -> i64 {
+    let lifetime = not_after_ms.saturating_sub(not_before_ms).max(0);
+    not_before_ms.saturating_add(lifetime / 3 * 2)
+}
 
 /// Where enrollment stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,14 +91,17 @@ pub enum EnrollFailure {
     #[error("hub unreachable: {0}")]
     Unreachable(String),
     /// The hub said no; `code` tells why (token, CSR, revoked, policy).
-    #[error("the hub refused enrollment: {message} (hub status {status})")]
+    #[error("the hub refused {what}: {message} (hub status {status})")]
     Refused {
+        what: &'static str,
         status: u16,
         code: Option<EnrollErrorCode>,
         message: String,
     },
     #[error("hub sent an unusable certificate: {0}")]
     BadCertificate(String),
+    #[error("cannot renew: {0}")]
+    CannotRenew(String),
     #[error("cannot store the certificate {path}: {message}")]
     Store { path: String, message: String },
 }
@@ -110,6 +126,7 @@ pub struct Identity {
     enrolling: tokio::sync::Mutex<()>,
     /// Wakes the identity task (after an on-demand enrollment).
     wake: Notify,
+    floor: Arc<TimeFloor>,
 }
 
 impl std::fmt::Debug for Identity {
@@ -122,9 +139,11 @@ impl std::fmt::Debug for Identity {
 }
 
 impl Identity {
-    /// No I/O: the key is opened by [`Identity::run`].
+    /// Reads the time floor; the key is opened by [`Identity::run`].
     pub fn new(config: IdentityConfig, hub: HubConfig, request_timeout: Duration) -> Arc<Self> {
+        let floor = TimeFloor::load(config.time_floor.clone(), floor::build_time_ms());
         Arc::new(Self {
+            floor: Arc::new(floor),
             config,
             hub,
             request_timeout,
@@ -134,6 +153,11 @@ impl Identity {
             enrolling: tokio::sync::Mutex::new(()),
             wake: Notify::new(),
         })
+    }
+
+    /// The time certificates are judged at (shared with the uploader's hub client).
+    pub fn time_floor(&self) -> Arc<TimeFloor> {
+        self.floor.clone()
     }
 
     pub fn config(&self) -> &IdentityConfig {
@@ -179,7 +203,15 @@ impl Identity {
                 self.config.cert.display()
             ));
         }
-        let now = now_ms();
+        let now = self.floor.now_ms(now_ms());
+        if now >= info.not_after_ms {
+            return Err(format!(
+                "{} expired at {}: an expired certificate cannot be renewed, enroll again with a \
+                 new token (identity.token, identity.token_file or `outpostctl enroll --token T`)",
+                self.config.cert.display(),
+                outpost_proto::time::rfc3339_millis(info.not_after_ms)
+            ));
+        }
         if !info.is_valid_at(now) {
             return Err(format!(
                 "{} is not valid now (valid {} to {})",
@@ -188,6 +220,8 @@ impl Identity {
                 outpost_proto::time::rfc3339_millis(info.not_after_ms)
             ));
         }
+        self.floor
+            .raise(info.not_before_ms, "certificate notBefore", false);
         Ok((pem, info))
     }
 
@@ -211,9 +245,11 @@ impl Identity {
             ))
         })?;
         let roots = tls::hub_roots(&self.hub).map_err(|e| oneline(&e.to_string()))?;
-        outpost_identity::client_config(key, &pem, roots)
-            .map(Arc::new)
-            .map_err(|e| oneline(&e.to_string()))
+        let mut config = outpost_identity::client_config(key, &pem, roots)
+            .map_err(|e| oneline(&e.to_string()))?;
+        tls::use_time_floor(&mut config, &self.hub, self.floor.clone())
+            .map_err(|e| oneline(&e.to_string()))?;
+        Ok(Arc::new(config))
     }
 
     fn token(&self) -> Result<String, EnrollFailure> {
@@ -270,28 +306,78 @@ impl Identity {
             BackendProtection::Tpm => KeyProtection::Tpm,
             _ => KeyProtection::Software,
         };
-        // TPM signing is blocking I/O.
-        let csr_key = key.clone();
-        let csr_id = expected_id.clone();
-        let csr = tokio::task::spawn_blocking(move || {
-            outpost_identity::make_csr(csr_key.as_ref(), &csr_id)
-        })
-        .await
-        .map_err(|e| EnrollFailure::Csr(e.to_string()))?
-        .map_err(|e| EnrollFailure::Csr(e.to_string()))?;
         let request = EnrollRequest {
             token: token.to_owned(),
-            csr,
+            csr: make_csr(&key, &expected_id).await?,
             key_protection: protection,
         };
         let body = serde_json::to_vec(&request).map_err(|e| EnrollFailure::Csr(e.to_string()))?;
-        let unreachable = |e: String| EnrollFailure::Unreachable(oneline(&e));
-        let tls_config =
-            tls::anonymous_config(&self.hub).map_err(|e| unreachable(e.to_string()))?;
-        let mut client = HubClient::new(&self.hub, tls_config, self.request_timeout)
+        let tls_config = tls::anonymous_config(&self.hub, self.floor.clone())
             .map_err(|e| unreachable(e.to_string()))?;
+        let resp = self
+            .post(tls_config, ENROLL_PATH, "enrollment", body)
+            .await?;
+        let info = self.accept(&key, &resp)?;
+        Ok(EnrolledView {
+            device_id: resp.device_id,
+            key_protection: protection.as_str().to_owned(),
+            certificate: self.config.cert.display().to_string(),
+            certificate_not_after: outpost_proto::time::rfc3339_millis(info.not_after_ms),
+        })
+    }
+
+    /// Renews the current (valid) certificate over mTLS: a new CSR by the same key, a new
+    /// certificate for the same device id, stored atomically. Bumps the generation so the
+    /// uploader rebuilds its TLS client.
+    pub async fn renew(&self) -> Result<EnrolledView, EnrollFailure> {
+        let _one = self.enrolling.lock().await;
+        let key = self.key().ok_or_else(|| {
+            EnrollFailure::KeyNotReady(self.status().1.unwrap_or_else(|| "opening".into()))
+        })?;
+        let (_, current) = self
+            .usable_cert(key.as_ref())
+            .map_err(EnrollFailure::CannotRenew)?;
+        let id = current
+            .common_name
+            .clone()
+            .ok_or_else(|| EnrollFailure::CannotRenew("the certificate has no CN".into()))?;
+        let request = RenewRequest {
+            csr: make_csr(&key, &id).await?,
+        };
+        let body = serde_json::to_vec(&request).map_err(|e| EnrollFailure::Csr(e.to_string()))?;
+        let tls_config = self.client_config().map_err(EnrollFailure::CannotRenew)?;
+        let resp = self.post(tls_config, RENEW_PATH, "renewal", body).await?;
+        if resp.device_id != id {
+            return Err(EnrollFailure::BadCertificate(format!(
+                "the hub renewed {} instead of {id}",
+                resp.device_id
+            )));
+        }
+        let info = self.accept(&key, &resp)?;
+        self.floor
+            .raise(info.not_before_ms, "certificate notBefore", true);
+        self.generation.send_modify(|g| *g += 1);
+        Ok(EnrolledView {
+            device_id: resp.device_id,
+            key_protection: key.protection().as_str().to_owned(),
+            certificate: self.config.cert.display().to_string(),
+            certificate_not_after: outpost_proto::time::rfc3339_millis(info.not_after_ms),
+        })
+    }
+
+    /// One JSON POST to the hub; a 200 is an [`EnrollResponse`], anything else a failure.
+    async fn post(
+        &self,
+        tls_config: Arc<ClientConfig>,
+        path: &str,
+        what: &'static str,
+        body: Vec<u8>,
+    ) -> Result<EnrollResponse, EnrollFailure> {
+        let mut client = HubClient::new(&self.hub, tls_config, self.request_timeout)
+            .map_err(|e| unreachable(e.to_string()))?
+            .with_time_floor(self.floor.clone());
         let (status, bytes) = client
-            .post_json_once(ENROLL_PATH, Bytes::from(body))
+            .post_json_once(path, Bytes::from(body))
             .await
             .map_err(|e: UploadError| unreachable(e.to_string()))?;
         if status != StatusCode::OK {
@@ -306,13 +392,23 @@ impl Identity {
                 return Err(unreachable(format!("HTTP {status}: {message}")));
             }
             return Err(EnrollFailure::Refused {
+                what,
                 status: status.as_u16(),
                 code,
                 message,
             });
         }
-        let resp: EnrollResponse = serde_json::from_slice(&bytes)
-            .map_err(|e| EnrollFailure::BadCertificate(format!("not an enrollment answer: {e}")))?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| EnrollFailure::BadCertificate(format!("not a certificate answer: {e}")))
+    }
+
+    /// Checks an issued chain against our key and the id the hub named, then replaces the
+    /// certificate on disk (atomically, 0600).
+    fn accept(
+        &self,
+        key: &Arc<dyn KeyBackend>,
+        resp: &EnrollResponse,
+    ) -> Result<CertInfo, EnrollFailure> {
         let info = cert::inspect_pem(resp.certificate_chain.as_bytes())
             .map_err(EnrollFailure::BadCertificate)?;
         if info.spki != key.public_key_spki_der() {
@@ -338,12 +434,71 @@ impl Identity {
                 message: e.to_string(),
             },
         )?;
-        Ok(EnrolledView {
-            device_id: resp.device_id,
-            key_protection: protection.as_str().to_owned(),
-            certificate: self.config.cert.display().to_string(),
-            certificate_not_after: outpost_proto::time::rfc3339_millis(info.not_after_ms),
-        })
+        Ok(info)
+    }
+
+    /// Waits until the certificate is due (2/3 of its lifetime), renews it, and again; while
+    /// renewal fails (hub down, refusal) retries with backoff, the current certificate still
+    /// in use. Returns `true` when the certificate stopped being usable (expired, replaced by
+    /// another key's), `false` at shutdown.
+    async fn keep_renewed(
+        &self,
+        key: &Arc<dyn KeyBackend>,
+        shutdown: &mut Shutdown,
+        backoff: &Backoff,
+        rng: &mut rand::rngs::StdRng,
+    ) -> bool {
+        let mut failures = 0u32;
+        loop {
+            let info = match self.usable_cert(key.as_ref()) {
+                Ok((_, info)) => info,
+                Err(_) => return true,
+            };
+            let now = self.floor.now_ms(now_ms());
+            let due = renew_at_ms(info.not_before_ms, info.not_after_ms);
+            if now < due && failures == 0 {
+                let wait =
+                    Duration::from_millis(u64::try_from(due - now).unwrap_or(0)).min(RENEW_RECHECK);
+                tracing::debug!(renew_at = %outpost_proto::time::rfc3339_millis(due), "certificate renewal scheduled");
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = self.wake.notified() => {}
+                    _ = shutdown.wait() => return false,
+                }
+                continue;
+            }
+            let attempt = tokio::select! {
+                r = self.renew() => r,
+                _ = shutdown.wait() => return false,
+            };
+            match attempt {
+                Ok(v) => {
+                    failures = 0;
+                    tracing::info!(device_id = %v.device_id, not_after = %v.certificate_not_after, "device certificate renewed");
+                    self.set(Phase::Enrolled, None);
+                }
+                Err(e) => {
+                    failures += 1;
+                    // Never sleep past the expiry: then enrollment takes over.
+                    let left =
+                        Duration::from_millis(u64::try_from(info.not_after_ms - now).unwrap_or(0));
+                    let delay = backoff.delay(failures, rng).min(left);
+                    let until = outpost_proto::time::rfc3339_millis(info.not_after_ms);
+                    tracing::warn!(error = %e, consecutive_failures = failures, retry_in_ms = delay.as_millis() as u64, valid_until = %until, "certificate renewal failed; the current certificate stays in use");
+                    self.set(
+                        Phase::Enrolled,
+                        Some(oneline(&format!(
+                            "renewal failed (certificate valid until {until}): {e}"
+                        ))),
+                    );
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        _ = self.wake.notified() => failures = 0,
+                        _ = shutdown.wait() => return false,
+                    }
+                }
+            }
+        }
     }
 
     /// Opens the key (with backoff until it works), then enrolls if there is no usable
@@ -380,6 +535,8 @@ impl Identity {
         self.generation.send_modify(|g| *g += 1);
 
         failures = 0;
+        // Why the device is enrolling, when it is because its certificate expired.
+        let mut expired: Option<String>;
         loop {
             match self.usable_cert(key.as_ref()) {
                 Ok((_, info)) => {
@@ -388,10 +545,20 @@ impl Identity {
                         self.set(Phase::Enrolled, None);
                         self.generation.send_modify(|g| *g += 1);
                     }
-                    // Renewal (a later slice) will wait for 2/3 of the lifetime here.
-                    return;
+                    if !self
+                        .keep_renewed(&key, &mut shutdown, &backoff, &mut rng)
+                        .await
+                    {
+                        return;
+                    }
+                    // Expired (or replaced): the uploader must stop using it.
+                    self.generation.send_modify(|g| *g += 1);
+                    continue;
                 }
-                Err(why) => tracing::info!(reason = %why, "device needs to enroll"),
+                Err(why) => {
+                    tracing::info!(reason = %why, "device needs to enroll");
+                    expired = why.contains(" expired at ").then_some(why);
+                }
             }
             let token = match self.token() {
                 Ok(t) => t,
@@ -399,7 +566,11 @@ impl Identity {
                     if !matches!(self.status().0, Phase::Failed)
                         || matches!(e, EnrollFailure::TokenFile { .. })
                     {
-                        self.set(Phase::NotEnrolled, Some(e.to_string()));
+                        let error = match &expired {
+                            Some(why) => format!("{why}; {e}"),
+                            None => e.to_string(),
+                        };
+                        self.set(Phase::NotEnrolled, Some(error));
                     }
                     tokio::select! {
                         _ = self.wake.notified() => {}
@@ -418,6 +589,9 @@ impl Identity {
                 Err(e) => {
                     failures += 1;
                     let delay = backoff.delay(failures, &mut rng);
+                    if let Some(why) = &expired {
+                        self.set(Phase::Failed, Some(oneline(&format!("{why}; {e}"))));
+                    }
                     tracing::warn!(error = %e, consecutive_failures = failures, retry_in_ms = delay.as_millis() as u64, "enrollment failed; records are queued meanwhile");
                     tokio::select! {
                         _ = self.wake.notified() => {}
@@ -466,5 +640,31 @@ impl Identity {
             certificate,
             hub: Some(view::hub_url(&self.hub)),
         }
+    }
+}
+
+fn unreachable(e: String) -> EnrollFailure {
+    EnrollFailure::Unreachable(oneline(&e))
+}
+
+/// A CSR signed by the device key (TPM signing is blocking I/O).
+async fn make_csr(key: &Arc<dyn KeyBackend>, subject: &str) -> Result<String, EnrollFailure> {
+    let (key, subject) = (key.clone(), subject.to_owned());
+    tokio::task::spawn_blocking(move || outpost_identity::make_csr(key.as_ref(), &subject))
+        .await
+        .map_err(|e| EnrollFailure::Csr(e.to_string()))?
+        .map_err(|e| EnrollFailure::Csr(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renewal_is_due_at_two_thirds_of_the_lifetime() {
+        assert_eq!(renew_at_ms(0, 90_000), 60_000);
+        assert_eq!(renew_at_ms(1_000, 100_000), 67_000);
+        assert_eq!(renew_at_ms(5, 5), 5);
+        assert_eq!(renew_at_ms(10, 0), 10);
     }
 }

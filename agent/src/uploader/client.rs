@@ -51,6 +51,8 @@ pub struct HubClient {
     ingest_path: String,
     timeout: Duration,
     sender: Option<SendRequest<Full<Bytes>>>,
+    /// `[identity]`: the `Date` of successful answers raises the time floor.
+    floor: Option<Arc<crate::identity::floor::TimeFloor>>,
 }
 
 impl HubClient {
@@ -86,7 +88,22 @@ impl HubClient {
             base: base.to_owned(),
             timeout,
             sender: None,
+            floor: None,
         })
+    }
+
+    /// Successful answers' `Date` headers raise `floor` (the hub was verified by TLS).
+    pub fn with_time_floor(mut self, floor: Arc<crate::identity::floor::TimeFloor>) -> Self {
+        self.floor = Some(floor);
+        self
+    }
+
+    fn saw_date(&self, status: StatusCode, headers: &hyper::HeaderMap) {
+        if let (Some(floor), true) = (&self.floor, status.is_success()) {
+            if let Some(ms) = crate::identity::floor::date_header_ms(headers) {
+                floor.raise(ms, "hub Date", false);
+            }
+        }
     }
 
     pub fn addr(&self) -> String {
@@ -147,6 +164,7 @@ impl HubClient {
             .await
             .map_err(|e| classify(&addr, &e))?;
         let status = response.status();
+        self.saw_date(status, response.headers());
         let bytes = Limited::new(response.into_body(), MAX_RESPONSE_BYTES)
             .collect()
             .await
@@ -204,6 +222,7 @@ impl HubClient {
                 .await
                 .map_err(|e| classify(&addr, &e))?;
             let status = response.status();
+            self.saw_date(status, response.headers());
             let bytes = Limited::new(response.into_body(), 1024 * 1024)
                 .collect()
                 .await

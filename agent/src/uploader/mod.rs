@@ -99,8 +99,11 @@ impl Uploader {
                 None => tls::client_config(&self.hub).map_err(|e| oneline(&e.to_string()))?,
             };
             let timeout = Duration::from_millis(self.config.request_timeout_ms);
-            let client =
+            let mut client =
                 HubClient::new(&self.hub, tls, timeout).map_err(|e| oneline(&e.to_string()))?;
+            if let Some(identity) = &self.identity {
+                client = client.with_time_floor(identity.time_floor());
+            }
             self.client = Some(client);
         }
         // Just filled above when it was empty.

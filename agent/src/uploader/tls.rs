@@ -10,10 +10,13 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use rustls::{ClientConfig, RootCertStore};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
 use crate::config::{Config, HubConfig};
+use crate::identity::floor::TimeFloor;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
@@ -98,11 +101,92 @@ pub fn hub_roots(hub: &HubConfig) -> Result<RootCertStore, TlsError> {
     Ok(roots)
 }
 
+/// rustls' WebPKI verification of the hub (chain to `hub.ca`, name, signatures by the crypto
+/// provider), judged at `max(system clock, time floor)` instead of the system clock alone: a
+/// device whose clock reset to 1970 still accepts the hub's certificate, and one whose clock
+/// is right changes nothing.
+#[derive(Debug)]
+pub struct FloorVerifier {
+    inner: Arc<WebPkiServerVerifier>,
+    floor: Arc<TimeFloor>,
+}
+
+impl FloorVerifier {
+    pub fn new(roots: RootCertStore, floor: Arc<TimeFloor>) -> Result<Self, String> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let inner = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+            .build()
+            .map_err(|e| e.to_string())?;
+        Ok(Self { inner, floor })
+    }
+}
+
+impl ServerCertVerifier for FloorVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        self.inner.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            self.floor.unix_time(now),
+        )
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+/// Replaces `config`'s hub verification with [`FloorVerifier`] (same roots).
+pub fn use_time_floor(
+    config: &mut ClientConfig,
+    hub: &HubConfig,
+    floor: Arc<TimeFloor>,
+) -> Result<(), TlsError> {
+    let verifier =
+        FloorVerifier::new(hub_roots(hub)?, floor).map_err(|message| TlsError::BadCa {
+            path: hub.ca.clone(),
+            message,
+        })?;
+    config
+        .dangerous()
+        .set_certificate_verifier(Arc::new(verifier));
+    Ok(())
+}
+
 /// The same server verification without a client certificate: for enrollment, which is how
 /// a device gets its certificate in the first place.
-pub fn anonymous_config(hub: &HubConfig) -> Result<Arc<ClientConfig>, TlsError> {
+pub fn anonymous_config(
+    hub: &HubConfig,
+    floor: Arc<TimeFloor>,
+) -> Result<Arc<ClientConfig>, TlsError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = ClientConfig::builder_with_provider(provider)
+    let mut config = ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(|e| TlsError::BadCa {
             path: hub.ca.clone(),
@@ -110,6 +194,7 @@ pub fn anonymous_config(hub: &HubConfig) -> Result<Arc<ClientConfig>, TlsError> 
         })?
         .with_root_certificates(hub_roots(hub)?)
         .with_no_client_auth();
+    use_time_floor(&mut config, hub, floor)?;
     Ok(Arc::new(config))
 }
 
@@ -154,4 +239,63 @@ pub fn client_config(hub: &HubConfig) -> Result<Arc<ClientConfig>, TlsError> {
             message: e.to_string(),
         })?;
     Ok(Arc::new(config))
+}
+
+#[cfg(test)]
+mod floor_tests {
+    use super::*;
+    use rustls::client::danger::ServerCertVerifier;
+
+    /// A CA and a server certificate for `hub.test` valid 2027-01-01 to 2028-01-01.
+    fn hub_pki() -> (RootCertStore, CertificateDer<'static>) {
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca.not_before = rcgen::date_time_ymd(2020, 1, 1);
+        ca.not_after = rcgen::date_time_ymd(2040, 1, 1);
+        let ca_cert = ca.self_signed(&ca_key).unwrap();
+        let issuer = rcgen::Issuer::new(ca, ca_key);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut p = rcgen::CertificateParams::new(vec!["hub.test".into()]).unwrap();
+        p.not_before = rcgen::date_time_ymd(2027, 1, 1);
+        p.not_after = rcgen::date_time_ymd(2028, 1, 1);
+        let leaf = p.signed_by(&key, &issuer).unwrap();
+        let mut roots = RootCertStore::empty();
+        roots.add(ca_cert.der().clone()).unwrap();
+        (roots, leaf.der().clone())
+    }
+
+    fn at(secs: u64) -> UnixTime {
+        UnixTime::since_unix_epoch(std::time::Duration::from_secs(secs))
+    }
+
+    #[test]
+    fn clock_behind_the_floor_verifies_at_the_floor() {
+        let (roots, leaf) = hub_pki();
+        let dir = tempfile::tempdir().unwrap();
+        let name = ServerName::try_from("hub.test").unwrap();
+        let mid_2027: i64 = 1_814_400_000; // 2027-07-01
+        let floor = Arc::new(TimeFloor::load(dir.path().join("f"), mid_2027 * 1000));
+        let v = FloorVerifier::new(roots.clone(), floor.clone()).unwrap();
+        // The system clock says 1970: the floor (mid 2027) is used, the certificate is valid.
+        v.verify_server_cert(&leaf, &[], &name, &[], at(5)).unwrap();
+        assert!(floor.warned());
+        // A correct clock past the expiry still fails: the floor only ever moves time forward.
+        let e = v
+            .verify_server_cert(&leaf, &[], &name, &[], at(1_900_000_000))
+            .unwrap_err();
+        assert!(e.to_string().contains("expired"), "{e}");
+        // Without a useful floor, a 1970 clock makes it "not valid yet".
+        let low = Arc::new(TimeFloor::load(dir.path().join("g"), 0));
+        let v = FloorVerifier::new(roots, low).unwrap();
+        let e = v
+            .verify_server_cert(&leaf, &[], &name, &[], at(5))
+            .unwrap_err();
+        assert!(e.to_string().contains("not valid yet"), "{e}");
+        // The name and chain are still checked.
+        let other = ServerName::try_from("evil.test").unwrap();
+        assert!(v
+            .verify_server_cert(&leaf, &[], &other, &[], at(mid_2027 as u64))
+            .is_err());
+    }
 }

@@ -1,7 +1,8 @@
 //! Device identity, enrollment v1: the real agent with its key in a real TPM (swtpm) enrolls
 //! by itself with a token from the real `outpost-hub token create`, uploads over mTLS signed by
 //! the TPM, keeps its identity across a restart; the file backend is marked software; expired
-//! and reused tokens and revoked devices are refused.
+//! and reused tokens and revoked devices are refused; short-lived certificates are renewed over
+//! mTLS before they expire, also across a hub outage, and the time floor is persisted.
 
 use std::net::TcpListener;
 use std::path::Path;
@@ -432,4 +433,128 @@ fn file_key_is_marked_software_and_bad_tokens_and_revoked_devices_are_refused() 
 
     ensure!(agent_one.terminate()? && agent_two.terminate()? && hub.terminate()?);
     Ok(())
+}
+
+/// The hub issues 30-second certificates: the agent renews each at 2/3 of its lifetime over
+/// mTLS (same key, same id) while uploads continue; a hub that is down when renewal is due
+/// delays it (the still-valid certificate stays in use, records queue), and once the hub is
+/// back the queued records arrive and the certificate is renewed before it expires. The
+/// time floor is persisted in the identity folder.
+#[test]
+#[ignore = "slow end-to-end: waits for two renewals of 30 s certificates (~40 s)"]
+fn short_lived_certificates_are_renewed_before_expiry_even_across_a_hub_outage() -> Result<()> {
+    let fleet = Fleet::init(1)?;
+    let hub_toml = std::fs::read_to_string(fleet.hub_config())?;
+    let lines: Vec<&str> = hub_toml
+        .lines()
+        .map(|l| {
+            if l.starts_with("cert_days") {
+                "cert_lifetime = \"30s\""
+            } else {
+                l
+            }
+        })
+        .collect();
+    std::fs::write(fleet.hub_config(), lines.join("\n"))?;
+    let mut hub = Hub::start(&fleet.hub_config())?;
+    let dev = fleet.device(1);
+    let tok = token(&fleet, &[])?;
+    use_identity(
+        &dev,
+        &format!("backend = \"file\"\nkey_file = \"device-id.key\"\ntoken = \"{tok}\""),
+    )?;
+    let mut agent = Agent::start(&dev.config)?;
+    let enrolled = wait_enrollment(&dev, "enrolled", Duration::from_secs(15))?;
+    let id = enrolled["device_id"].as_str().context("id")?.to_owned();
+    let cert = dev.dir.join("state/identity/device.crt");
+    let first = std::fs::read(&cert)?;
+    let issued_at = Instant::now();
+    publish(&dev, r#"{"n":1}"#)?;
+    wait_records(&fleet, &id, 1)?;
+
+    // Due at 2/3 of notBefore (3 s backdated) .. notAfter: about 19 s after issue.
+    wait_for(Duration::from_secs(28), "first renewal", || {
+        Ok((std::fs::read(&cert)? != first).then_some(()))
+    })?;
+    let renewed_in = issued_at.elapsed();
+    ensure!(
+        renewed_in > Duration::from_secs(12),
+        "renewed too early: {renewed_in:?}"
+    );
+    let view = identity(&dev)?;
+    ensure!(
+        view["enrollment"] == "enrolled"
+            && view["device_id"] == id.as_str()
+            && view["last_error"].is_null(),
+        "{view}"
+    );
+    ensure!(
+        view["certificate"]["not_after"] != enrolled["certificate"]["not_after"],
+        "{view}"
+    );
+    ensure!(
+        cert_spki(&cert)? == cert_spki_of(&first)?,
+        "renewal changed the key"
+    );
+    publish(&dev, r#"{"n":2}"#)?;
+    wait_records(&fleet, &id, 2)?;
+    let devices: Value = serde_json::from_slice(&hub_cli(&fleet, &["devices", "--json"])?.stdout)?;
+    ensure!(
+        devices[0]["cert_not_after"] == view["certificate"]["not_after"],
+        "hub records the renewed expiry: {devices} vs {view}"
+    );
+
+    // The hub goes down before the next renewal is due.
+    ensure!(hub.terminate()?, "hub exit status");
+    let second = std::fs::read(&cert)?;
+    publish(&dev, r#"{"n":3}"#)?;
+    let failing = wait_for(Duration::from_secs(30), "renewal failing", || {
+        let v = identity(&dev)?;
+        let failing = v["last_error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("renewal failed");
+        Ok(failing.then_some(v))
+    })?;
+    ensure!(failing["enrollment"] == "enrolled", "{failing}");
+    ensure!(
+        std::fs::read(&cert)? == second,
+        "certificate replaced while the hub was down"
+    );
+
+    // Back before the certificate expires: the queued record arrives, renewal happens.
+    let mut hub = Hub::start(&fleet.hub_config())?;
+    wait_records(&fleet, &id, 3)?;
+    wait_for(Duration::from_secs(10), "renewal after the outage", || {
+        Ok((std::fs::read(&cert)? != second).then_some(()))
+    })?;
+    let view = wait_for(Duration::from_secs(5), "error cleared", || {
+        let v = identity(&dev)?;
+        Ok(v["last_error"].is_null().then_some(v))
+    })?;
+    ensure!(view["device_id"] == id.as_str(), "{view}");
+    publish(&dev, r#"{"n":4}"#)?;
+    wait_records(&fleet, &id, 4)?;
+
+    // The time floor: written with the renewed certificate's notBefore, a time near now.
+    let floor: i64 = std::fs::read_to_string(dev.dir.join("state/identity/time_floor"))?
+        .trim()
+        .parse()?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis() as i64;
+    ensure!(
+        (now - 120_000..=now).contains(&floor),
+        "time floor {floor} vs now {now}"
+    );
+    ensure!(agent.terminate()? && hub.terminate()?);
+    Ok(())
+}
+
+/// The public key of a PEM certificate (DER), via a temporary file and openssl.
+fn cert_spki_of(pem: &[u8]) -> Result<Vec<u8>> {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("c.pem");
+    std::fs::write(&path, pem)?;
+    cert_spki(&path)
 }
