@@ -1,8 +1,6 @@
 //! `GET /v1/identity` (device id, key, certificate, enrollment state) and `POST /v1/enroll`
 //! (`{"token": "..."}`: enroll with the hub now; unix socket only, like installs).
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
 
@@ -28,19 +26,7 @@ pub async fn enroll(state: &AppState, req: Request<Incoming>) -> Result<Resp, Ap
             "enrollment needs [identity] (and [hub]) in the agent configuration",
         ));
     };
-    let limit = state.config.api.max_body_bytes;
-    let body: Bytes = match Limited::new(req.into_body(), limit).collect().await {
-        Ok(c) => c.to_bytes(),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            return Err(ApiError::too_large(limit))
-        }
-        Err(e) => {
-            return Err(ApiError::bad_request(
-                Reason::BodyRead,
-                format!("cannot read request body: {e}"),
-            ))
-        }
-    };
+    let body = super::publish::read_body(req.into_body(), state.config.api.max_body_bytes).await?;
     // serde's message could quote the token: keep only the position.
     let cmd: EnrollCommand = serde_json::from_slice(&body).map_err(|e| {
         ApiError::bad_request(

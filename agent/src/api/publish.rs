@@ -104,7 +104,9 @@ fn parse_target(
     Ok((stream, priority, id))
 }
 
-async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, ApiError> {
+/// Reads a request body of at most `limit` bytes (413 beyond it). Shared by every handler
+/// that takes a body.
+pub async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, ApiError> {
     match Limited::new(body, limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ApiError::too_large(limit)),

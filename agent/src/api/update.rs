@@ -6,8 +6,6 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
 use outpost_update::mark::MarkError;
@@ -34,19 +32,7 @@ async fn read_json<T: serde::de::DeserializeOwned>(
     state: &AppState,
     req: Request<Incoming>,
 ) -> Result<T, ApiError> {
-    let limit = state.config.api.max_body_bytes;
-    let body: Bytes = match Limited::new(req.into_body(), limit).collect().await {
-        Ok(c) => c.to_bytes(),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            return Err(ApiError::too_large(limit))
-        }
-        Err(e) => {
-            return Err(ApiError::bad_request(
-                Reason::BodyRead,
-                format!("cannot read request body: {e}"),
-            ))
-        }
-    };
+    let body = super::publish::read_body(req.into_body(), state.config.api.max_body_bytes).await?;
     serde_json::from_slice(&body).map_err(|e| {
         ApiError::bad_request(Reason::InvalidJson, format!("invalid request body: {e}"))
     })

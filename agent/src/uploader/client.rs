@@ -146,33 +146,10 @@ impl HubClient {
             Some(s) => s,
             None => self.connect().await?,
         };
-        let request = Request::post(self.ingest_path.as_str())
-            .header(HOST, self.authority.as_str())
-            .header(
-                USER_AGENT,
-                concat!("outpost-agent/", env!("CARGO_PKG_VERSION")),
-            )
-            .header(CONTENT_TYPE, "application/json")
-            .header(CONTENT_ENCODING, "zstd")
-            .body(Full::new(body))
-            .map_err(|e| UploadError::Http {
-                addr: addr.clone(),
-                message: e.to_string(),
-            })?;
-        let response = sender
-            .send_request(request)
-            .await
-            .map_err(|e| classify(&addr, &e))?;
-        let status = response.status();
-        self.saw_date(status, response.headers());
-        let bytes = Limited::new(response.into_body(), MAX_RESPONSE_BYTES)
-            .collect()
-            .await
-            .map_err(|e| match e.downcast::<hyper::Error>() {
-                Ok(e) => classify(&addr, &e),
-                Err(e) => UploadError::BadResponse(oneline(&e.to_string())),
-            })?
-            .to_bytes();
+        let request = self.json_post(self.ingest_path.as_str(), true, body, &addr)?;
+        let (status, bytes) = self
+            .send(&mut sender, request, MAX_RESPONSE_BYTES, &addr)
+            .await?;
         if status != StatusCode::OK {
             let message = match serde_json::from_slice::<ErrorBody>(&bytes) {
                 Ok(b) => oneline(&b.error),
@@ -205,33 +182,8 @@ impl HubClient {
         let target = format!("{}{path}", self.base);
         let exchange = async {
             let mut sender = self.connect().await?;
-            let request = Request::post(target.as_str())
-                .header(HOST, self.authority.as_str())
-                .header(
-                    USER_AGENT,
-                    concat!("outpost-agent/", env!("CARGO_PKG_VERSION")),
-                )
-                .header(CONTENT_TYPE, "application/json")
-                .body(Full::new(body))
-                .map_err(|e| UploadError::Http {
-                    addr: addr.clone(),
-                    message: e.to_string(),
-                })?;
-            let response = sender
-                .send_request(request)
-                .await
-                .map_err(|e| classify(&addr, &e))?;
-            let status = response.status();
-            self.saw_date(status, response.headers());
-            let bytes = Limited::new(response.into_body(), 1024 * 1024)
-                .collect()
-                .await
-                .map_err(|e| match e.downcast::<hyper::Error>() {
-                    Ok(e) => classify(&addr, &e),
-                    Err(e) => UploadError::BadResponse(oneline(&e.to_string())),
-                })?
-                .to_bytes();
-            Ok((status, bytes))
+            let request = self.json_post(&target, false, body, &addr)?;
+            self.send(&mut sender, request, 1024 * 1024, &addr).await
         };
         match tokio::time::timeout(timeout, exchange).await {
             Ok(r) => r,
@@ -240,6 +192,58 @@ impl HubClient {
                 ms,
             }),
         }
+    }
+
+    /// A JSON POST to `target` (zstd-compressed when `zstd`), with our Host and User-Agent.
+    fn json_post(
+        &self,
+        target: &str,
+        zstd: bool,
+        body: Bytes,
+        addr: &str,
+    ) -> Result<Request<Full<Bytes>>, UploadError> {
+        let mut builder = Request::post(target)
+            .header(HOST, self.authority.as_str())
+            .header(
+                USER_AGENT,
+                concat!("outpost-agent/", env!("CARGO_PKG_VERSION")),
+            )
+            .header(CONTENT_TYPE, "application/json");
+        if zstd {
+            builder = builder.header(CONTENT_ENCODING, "zstd");
+        }
+        builder
+            .body(Full::new(body))
+            .map_err(|e| UploadError::Http {
+                addr: addr.to_owned(),
+                message: e.to_string(),
+            })
+    }
+
+    /// Sends `request` and reads the answer's status and body (at most `limit` bytes); notes
+    /// the hub's `Date` for the time floor.
+    async fn send(
+        &self,
+        sender: &mut SendRequest<Full<Bytes>>,
+        request: Request<Full<Bytes>>,
+        limit: usize,
+        addr: &str,
+    ) -> Result<(StatusCode, Bytes), UploadError> {
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|e| classify(addr, &e))?;
+        let status = response.status();
+        self.saw_date(status, response.headers());
+        let bytes = Limited::new(response.into_body(), limit)
+            .collect()
+            .await
+            .map_err(|e| match e.downcast::<hyper::Error>() {
+                Ok(e) => classify(addr, &e),
+                Err(e) => UploadError::BadResponse(oneline(&e.to_string())),
+            })?
+            .to_bytes();
+        Ok((status, bytes))
     }
 
     async fn connect(&mut self) -> Result<SendRequest<Full<Bytes>>, UploadError> {
