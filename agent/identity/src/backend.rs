@@ -20,27 +20,6 @@ pub trait KeyBackend: Send + Sync + fmt::Debug {
     fn protection(&self) -> KeyProtection;
 }
 
-/// Where the private key lives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KeyProtection {
-    /// Generated inside a TPM 2.0 and not exportable (fixedTPM, fixedParent).
-    Tpm,
-    /// A key in a file: anyone who can read the file can copy the identity.
-    Software,
-}
-
-impl KeyProtection {
-    /// The value of the `key_protection` field sent at enrollment.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            KeyProtection::Tpm => "tpm",
-            KeyProtection::Software => "software",
-        }
-    }
-}
-
-impl fmt::Display for KeyProtection {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// Where the private key lives: the value reported at enrollment, so the wire type is used
+/// as is (`tpm`, `software`).
+pub use outpost_proto::enroll::KeyProtection;

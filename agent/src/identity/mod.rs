@@ -19,10 +19,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use hyper::StatusCode;
-use outpost_identity::{KeyBackend, KeyProtection as BackendProtection};
+use outpost_identity::KeyBackend;
 use outpost_proto::enroll::{
-    device_id_from_spki, EnrollError, EnrollErrorCode, EnrollRequest, EnrollResponse,
-    KeyProtection, RenewRequest, ENROLL_PATH, RENEW_PATH,
+    device_id_from_spki, EnrollError, EnrollErrorCode, EnrollRequest, EnrollResponse, RenewRequest,
+    ENROLL_PATH, RENEW_PATH,
 };
 use rand::SeedableRng;
 use rustls::ClientConfig;
@@ -302,10 +302,7 @@ impl Identity {
         token: &str,
     ) -> Result<EnrolledView, EnrollFailure> {
         let expected_id = device_id_from_spki(key.public_key_spki_der());
-        let protection = match key.protection() {
-            BackendProtection::Tpm => KeyProtection::Tpm,
-            _ => KeyProtection::Software,
-        };
+        let protection = key.protection();
         let request = EnrollRequest {
             token: token.to_owned(),
             csr: make_csr(&key, &expected_id).await?,
