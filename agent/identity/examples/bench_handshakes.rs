@@ -9,19 +9,18 @@
 //! by the backend through `outpost_identity::client_config`, exactly as the agent does.
 //!
 //! The TPM is a swtpm started here on free ports (data P, control P + 1) with its own
-//! temporary state, shut down in order at the end (`tpm2_shutdown`, then `swtpm_ioctl -s`).
+//! temporary state (outpost-testkit's `Swtpm`), sent `TPM2_Shutdown` at the end.
 //!
 //!   cargo run --release -p outpost-identity --example bench_handshakes -- [--seconds N]
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use outpost_identity::{client_config, make_csr, open_backend, BackendConfig, KeyBackend};
 use outpost_identity::{KeyProtection, TpmConfig};
+use outpost_testkit::Swtpm;
 use rcgen::{
     BasicConstraints, CertificateParams, CertificateSigningRequestParams, DnType,
     ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, PKCS_ECDSA_P256_SHA256,
@@ -64,7 +63,7 @@ fn main() -> Res<()> {
     let file = open_backend(&BackendConfig::File {
         path: dir.path().join("file-key.pem"),
     })?;
-    let swtpm = Swtpm::start(&dir.path().join("swtpm"))?;
+    let swtpm = Swtpm::start(&dir.path().join("swtpm"));
     let tpm = open_backend(&BackendConfig::Tpm(TpmConfig {
         tcti: swtpm.tcti(),
         ..TpmConfig::in_state_dir(&dir.path().join("agent-state"))
@@ -108,10 +107,11 @@ fn main() -> Res<()> {
         ms(*tpm_sign) - ms(*file_sign)
     );
 
-    // Nothing may hold the TPM connection when tpm2_shutdown connects.
+    // Nothing may hold the TPM connection when dropping swtpm sends TPM2_Shutdown.
     drop(results);
     drop(tpm);
-    swtpm.shutdown()
+    drop(swtpm);
+    Ok(())
 }
 
 fn parse_seconds() -> Res<f64> {
@@ -245,93 +245,4 @@ fn issue_client_cert(issuer: &Issuer<'static, KeyPair>, backend: &dyn KeyBackend
     req.params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
     req.params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     Ok(req.signed_by(issuer)?.pem())
-}
-
-/// swtpm on a free port pair, like the integration tests' harness, but shut down in order.
-struct Swtpm {
-    child: Child,
-    port: u16,
-}
-
-impl Swtpm {
-    fn start(state_dir: &Path) -> Res<Swtpm> {
-        std::fs::create_dir_all(state_dir)?;
-        for _ in 0..20 {
-            let port = free_port_pair()?;
-            let log = std::fs::File::create(state_dir.join("swtpm.log"))?;
-            let child = Command::new("swtpm")
-                .arg("socket")
-                .arg("--tpm2")
-                .arg("--server")
-                .arg(format!("type=tcp,port={port},bindaddr=127.0.0.1"))
-                .arg("--ctrl")
-                .arg(format!("type=tcp,port={},bindaddr=127.0.0.1", port + 1))
-                .arg("--tpmstate")
-                .arg(format!("dir={}", state_dir.display()))
-                .args(["--flags", "not-need-init,startup-clear"])
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(log)
-                .spawn()
-                .map_err(|e| format!("spawn swtpm (is the swtpm package installed?): {e}"))?;
-            let mut tpm = Swtpm { child, port };
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline {
-                if tpm.child.try_wait()?.is_some() {
-                    break; // most likely a port clash: try other ports
-                }
-                if TcpStream::connect(("127.0.0.1", port + 1)).is_ok() {
-                    return Ok(tpm);
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
-        let log = std::fs::read_to_string(state_dir.join("swtpm.log")).unwrap_or_default();
-        Err(format!("could not start swtpm: {log}").into())
-    }
-
-    fn tcti(&self) -> String {
-        format!("swtpm:host=127.0.0.1,port={}", self.port)
-    }
-
-    /// TPM2_Shutdown(CLEAR) as an orderly OS shutdown would send, then stop swtpm through its
-    /// control channel and wait for it to exit.
-    fn shutdown(mut self) -> Res<()> {
-        let status = Command::new("tpm2_shutdown")
-            .arg("-T")
-            .arg(self.tcti())
-            .stdout(Stdio::null())
-            .status()?;
-        if !status.success() {
-            return Err(format!("tpm2_shutdown failed: {status}").into());
-        }
-        let status = Command::new("swtpm_ioctl")
-            .args(["--tcp", &format!("127.0.0.1:{}", self.port + 1), "-s"])
-            .stdout(Stdio::null())
-            .status()?;
-        if !status.success() {
-            return Err(format!("swtpm_ioctl -s failed: {status}").into());
-        }
-        self.child.wait()?;
-        Ok(())
-    }
-}
-
-impl Drop for Swtpm {
-    fn drop(&mut self) {
-        // Only reached on error paths (after shutdown the process has exited already).
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A port P such that P and P + 1 were both free a moment ago.
-fn free_port_pair() -> Res<u16> {
-    loop {
-        let a = TcpListener::bind("127.0.0.1:0")?;
-        let port = a.local_addr()?.port();
-        if port < u16::MAX && TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
-            return Ok(port);
-        }
-    }
 }

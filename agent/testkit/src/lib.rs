@@ -1,5 +1,5 @@
 //! `outpost-testkit`: fixtures for tests of `outpost-bundle`, `outpost-update` and the agent,
-//! made at test time with the real tools (openssl, `rauc bundle`, `grub-editenv`), after
+//! made at test time with the real tools (openssl, `rauc bundle`, `grub-editenv`, swtpm), after
 //! rauc-demo's `make.sh`. Nothing binary is committed. Dev-only: a dev-dependency, never a
 //! dependency, and free to panic (a fixture that cannot be made is a failed test).
 //!
@@ -7,6 +7,7 @@
 //! * [`pki`]: CAs and signers (EC or RSA, with or without an extendedKeyUsage).
 //! * [`bundle`]: a manifest, a content folder and `rauc bundle`.
 //! * [`device`]: deterministic image bytes, slot files, a grubenv and snapshots of them.
+//! * [`swtpm`]: a private swtpm per test (TPM 2.0 simulator).
 
 #![forbid(unsafe_code)]
 
@@ -14,8 +15,10 @@ pub mod bundle;
 pub mod cmd;
 pub mod device;
 pub mod pki;
+pub mod swtpm;
 
 pub use bundle::{rauc_bundle, Manifest};
 pub use cmd::{ensure_tools, run, run_stdout};
 pub use device::{grub_list, grubenv, noise, snapshot, write_slot};
 pub use pki::{KeyType, Pki};
+pub use swtpm::Swtpm;

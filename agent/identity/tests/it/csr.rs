@@ -5,7 +5,7 @@ use std::process::Command;
 use outpost_identity::{make_csr, FileKey, IdentityError, KeyBackend, TpmConfig, TpmKey};
 use p256::pkcs8::{DecodePublicKey, EncodePublicKey, LineEnding};
 
-use crate::support::swtpm::Swtpm;
+use outpost_testkit::Swtpm;
 
 fn openssl_req(dir: &std::path::Path, csr_pem: &str, args: &[&str]) -> (bool, String) {
     let path = dir.join("req.pem");

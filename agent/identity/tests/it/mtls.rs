@@ -13,7 +13,7 @@ use rustls::server::WebPkiClientVerifier;
 use rustls::{ProtocolVersion, ServerConfig, SupportedProtocolVersion};
 
 use crate::support::ca::TestCa;
-use crate::support::swtpm::Swtpm;
+use outpost_testkit::Swtpm;
 
 /// A rustls server (`versions` only) that requires a client certificate from `client_ca`.
 fn server_config(

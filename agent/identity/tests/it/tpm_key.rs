@@ -9,8 +9,8 @@ use p256::pkcs8::DecodePublicKey;
 
 use outpost_identity::{IdentityError, KeyBackend, KeyProtection, TpmConfig, TpmErrorKind, TpmKey};
 
-use crate::support::swtpm::Swtpm;
 use crate::support::verify::{openssl_verifies, ring_verifies};
+use outpost_testkit::Swtpm;
 
 fn config(tpm: &Swtpm, state_dir: &Path) -> TpmConfig {
     TpmConfig {
@@ -265,61 +265,6 @@ fn tpm2_tools_loads_our_blob_under_its_own_srk() {
         .public_key_spki_der()
         .to_vec();
 
-    let blob = std::fs::read(&cfg.key_blob).unwrap();
-    let rest = &blob[b"OUTPOST-TPMKEY1\n".len()..];
-    let pub_len = 2 + usize::from(u16::from_be_bytes([rest[0], rest[1]]));
-    std::fs::write(dir.path().join("key.pub"), &rest[..pub_len]).unwrap();
-    std::fs::write(dir.path().join("key.priv"), &rest[pub_len..]).unwrap();
-
-    let tools = |args: &[&str]| {
-        let out = Command::new(args[0])
-            .args(&args[1..])
-            .current_dir(dir.path())
-            .env("TPM2TOOLS_TCTI", tpm.tcti())
-            .env("TSS2_LOG", "all+none")
-            .output()
-            .expect("run tpm2-tools");
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    tools(&[
-        "tpm2_createprimary",
-        "-C",
-        "o",
-        "-g",
-        "sha256",
-        "-G",
-        "ecc256:aes128cfb",
-        "-a",
-        "fixedtpm|fixedparent|sensitivedataorigin|userwithauth|noda|restricted|decrypt",
-        "-c",
-        "srk.ctx",
-    ]);
-    // swtpm has no resource manager: free the slot before the next command loads more.
-    tools(&["tpm2_flushcontext", "-t"]);
-    tools(&[
-        "tpm2_load",
-        "-C",
-        "srk.ctx",
-        "-u",
-        "key.pub",
-        "-r",
-        "key.priv",
-        "-c",
-        "key.ctx",
-    ]);
-    tools(&["tpm2_flushcontext", "-t"]);
-    tools(&[
-        "tpm2_readpublic",
-        "-c",
-        "key.ctx",
-        "-f",
-        "der",
-        "-o",
-        "key.der",
-    ]);
-    assert_eq!(std::fs::read(dir.path().join("key.der")).unwrap(), spki);
+    let theirs = tpm.read_public_of_key_blob(&cfg.key_blob, &dir.path().join("tools"));
+    assert_eq!(theirs, spki);
 }

@@ -4,98 +4,14 @@
 //! and reused tokens and revoked devices are refused; short-lived certificates are renewed over
 //! mTLS before they expire, also across a hub outage, and the time floor is persisted.
 
-use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{ensure, Context, Result};
 use outpost_e2e::{bin_path, wait_for, Agent, DeviceDir, Fleet, Hub};
+use outpost_testkit::Swtpm;
 use serde_json::Value;
-
-/// A private swtpm: data port P, control port P + 1 (the swtpm TCTI's rule), own state dir.
-/// Dropped with an orderly TPM2_Shutdown so no lockout counter moves.
-struct Swtpm {
-    child: Child,
-    port: u16,
-}
-
-impl Swtpm {
-    fn start(state: &Path) -> Result<Self> {
-        std::fs::create_dir_all(state)?;
-        for _ in 0..20 {
-            let port = free_port_pair();
-            let mut child = Command::new("swtpm")
-                .args(["socket", "--tpm2", "--server"])
-                .arg(format!("type=tcp,port={port},bindaddr=127.0.0.1"))
-                .arg("--ctrl")
-                .arg(format!("type=tcp,port={},bindaddr=127.0.0.1", port + 1))
-                .arg("--tpmstate")
-                .arg(format!("dir={}", state.display()))
-                .args(["--flags", "not-need-init,startup-clear"])
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .context("spawn swtpm (is the swtpm package installed?)")?;
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline {
-                if child.try_wait()?.is_some() {
-                    break; // port clash: try other ports
-                }
-                if std::net::TcpStream::connect(("127.0.0.1", port + 1)).is_ok() {
-                    return Ok(Self { child, port });
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        bail!("could not start swtpm")
-    }
-
-    fn tcti(&self) -> String {
-        format!("swtpm:host=127.0.0.1,port={}", self.port)
-    }
-
-    /// Runs a tpm2-tools command against this TPM (only while no agent holds it).
-    fn tool(&self, dir: &Path, args: &[&str]) -> Result<Output> {
-        let out = Command::new(args[0])
-            .args(&args[1..])
-            .current_dir(dir)
-            .env("TPM2TOOLS_TCTI", self.tcti())
-            .env("TSS2_LOG", "all+none")
-            .output()
-            .with_context(|| format!("run {}", args[0]))?;
-        ensure!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Ok(out)
-    }
-}
-
-impl Drop for Swtpm {
-    fn drop(&mut self) {
-        let _ = Command::new("tpm2_shutdown")
-            .env("TPM2TOOLS_TCTI", self.tcti())
-            .env("TSS2_LOG", "all+none")
-            .output();
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port_pair() -> u16 {
-    loop {
-        let a = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = a.local_addr().unwrap().port();
-        if port < u16::MAX && TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
-            return port;
-        }
-    }
-}
 
 fn hub_cli(fleet: &Fleet, args: &[&str]) -> Result<Output> {
     let mut cmd = Command::new(bin_path("outpost-hub"));
@@ -179,69 +95,11 @@ fn cert_spki(cert: &Path) -> Result<Vec<u8>> {
     Ok(out.stdout)
 }
 
-/// tpm2-tools' view of the agent's key: load the blob under an SRK made by tpm2_createprimary
-/// from the standard template, then tpm2_readpublic as DER.
-fn tpm_readpublic(tpm: &Swtpm, blob: &Path, work: &Path) -> Result<Vec<u8>> {
-    std::fs::create_dir_all(work)?;
-    let blob = std::fs::read(blob)?;
-    let rest = blob
-        .strip_prefix(b"OUTPOST-TPMKEY1\n".as_slice())
-        .context("blob magic")?;
-    let pub_len = 2 + usize::from(u16::from_be_bytes([rest[0], rest[1]]));
-    std::fs::write(work.join("key.pub"), &rest[..pub_len])?;
-    std::fs::write(work.join("key.priv"), &rest[pub_len..])?;
-    tpm.tool(
-        work,
-        &[
-            "tpm2_createprimary",
-            "-C",
-            "o",
-            "-g",
-            "sha256",
-            "-G",
-            "ecc256:aes128cfb",
-            "-a",
-            "fixedtpm|fixedparent|sensitivedataorigin|userwithauth|noda|restricted|decrypt",
-            "-c",
-            "srk.ctx",
-        ],
-    )?;
-    tpm.tool(work, &["tpm2_flushcontext", "-t"])?;
-    tpm.tool(
-        work,
-        &[
-            "tpm2_load",
-            "-C",
-            "srk.ctx",
-            "-u",
-            "key.pub",
-            "-r",
-            "key.priv",
-            "-c",
-            "key.ctx",
-        ],
-    )?;
-    tpm.tool(work, &["tpm2_flushcontext", "-t"])?;
-    tpm.tool(
-        work,
-        &[
-            "tpm2_readpublic",
-            "-c",
-            "key.ctx",
-            "-f",
-            "der",
-            "-o",
-            "key.der",
-        ],
-    )?;
-    Ok(std::fs::read(work.join("key.der"))?)
-}
-
 #[test]
 fn tpm_device_enrolls_by_itself_uploads_over_mtls_and_keeps_its_identity() -> Result<()> {
     let fleet = Fleet::init(1)?;
     let dev = fleet.device(1);
-    let tpm = Swtpm::start(&fleet.dir.join("swtpm"))?;
+    let tpm = Swtpm::start(&fleet.dir.join("swtpm"));
     let tok = token(&fleet, &[])?;
     use_identity(
         &dev,
@@ -323,11 +181,10 @@ fn tpm_device_enrolls_by_itself_uploads_over_mtls_and_keeps_its_identity() -> Re
     ensure!(agent.terminate()?, "agent exit status");
 
     // tpm2-tools, with the agent gone, reads the same public key out of the TPM.
-    let from_tpm = tpm_readpublic(
-        &tpm,
+    let from_tpm = tpm.read_public_of_key_blob(
         &dev.dir.join("state/identity/identity.tpmkey"),
         &fleet.dir.join("tpm2-tools"),
-    )?;
+    );
     ensure!(
         from_tpm == spki,
         "tpm2_readpublic disagrees with the certificate"

@@ -1,5 +1,5 @@
-//! Test helpers: the swtpm harness, a test CA, and independent signature verifiers.
+//! Test helpers: a test CA and independent signature verifiers (swtpm comes from
+//! outpost-testkit).
 
 pub mod ca;
-pub mod swtpm;
 pub mod verify;
