@@ -14,6 +14,7 @@
 pub mod bundle;
 pub mod cmd;
 pub mod device;
+pub mod ek_ca;
 pub mod pki;
 pub mod swtpm;
 
