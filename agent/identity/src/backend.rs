@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::IdentityError;
+use crate::{Attestor, IdentityError};
 
 /// A P-256 signing key whose private half may live outside this process (e.g. in a TPM).
 ///
@@ -18,6 +18,11 @@ pub trait KeyBackend: Send + Sync + fmt::Debug {
 
     /// Where the private key lives; reported at enrollment as `key_protection`.
     fn protection(&self) -> KeyProtection;
+
+    /// The proof of where the key lives, for backends that have one (the TPM).
+    fn attestor(&self) -> Option<&dyn Attestor> {
+        None
+    }
 }
 
 /// Where the private key lives: the value reported at enrollment, so the wire type is used

@@ -35,6 +35,7 @@
 //!
 //! Only the `tpm` module tree imports `tss_esapi`.
 
+pub mod attestation;
 mod backend;
 mod config;
 pub mod csr;
@@ -45,6 +46,7 @@ mod fsutil;
 pub mod tls;
 mod tpm;
 
+pub use attestation::{Attestor, TpmAnswer, TpmEvidence};
 pub use backend::{KeyBackend, KeyProtection};
 pub use config::{open_backend, BackendConfig};
 pub use csr::make_csr;

@@ -164,6 +164,21 @@ pub(super) fn identity_point(public: &Public) -> Result<Vec<u8>, String> {
     ecdsa::sec1_from_xy(unique.x().value(), unique.y().value()).map_err(|e| e.to_string())
 }
 
+/// The SRK's public area (marshalled TPMT_PUBLIC): the hub computes the device key's
+/// Qualified Name from it.
+pub(super) fn srk_public(ctx: &mut Context) -> Result<Vec<u8>, IdentityError> {
+    let template = srk_template().map_err(|e| to_identity_error("SRK template", e))?;
+    let srk = ctx
+        .execute_with_session(Some(AuthSession::Password), |ctx| {
+            ctx.create_primary(Hierarchy::Owner, template, None, None, None, None)
+        })
+        .map_err(|e| to_identity_error("CreatePrimary(SRK)", e))?;
+    let public = srk.out_public.marshall();
+    ctx.flush_context(srk.key_handle.into())
+        .map_err(|e| to_identity_error("FlushContext(SRK)", e))?;
+    public.map_err(|e| to_identity_error("marshal SRK public", e))
+}
+
 /// Run `f` with a freshly derived SRK inside a password session, then flush the SRK:
 /// a loaded child does not need its parent to stay loaded, and without a resource manager
 /// (swtpm) every resident object costs one of a handful of slots.

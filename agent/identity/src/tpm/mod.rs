@@ -8,6 +8,7 @@
 //! state directory, loaded under a re-derived SRK at each start; see the crate docs for why
 //! this beats a persistent handle.
 
+mod attest;
 mod blob;
 mod context;
 mod error;
@@ -22,6 +23,7 @@ use sha2::{Digest as _, Sha256};
 use tss_esapi::handles::KeyHandle;
 use tss_esapi::Context;
 
+use crate::attestation::{Attestor, TpmAnswer, TpmEvidence};
 use crate::fsutil::{self, Created};
 use crate::{ecdsa, IdentityError, KeyBackend, KeyProtection};
 
@@ -112,6 +114,44 @@ fn create_blob(ctx: &mut Context, path: &Path) -> Result<Vec<u8>, IdentityError>
     }
 }
 
+impl TpmKey {
+    fn context(
+        &self,
+        op: &'static str,
+    ) -> Result<std::sync::MutexGuard<'_, Context>, IdentityError> {
+        // A poisoned lock means a panic mid-command; the context's session state is unknown.
+        self.ctx.lock().map_err(|_| IdentityError::Tpm {
+            op,
+            kind: crate::TpmErrorKind::Other,
+            detail: "TPM context unusable after an earlier panic".into(),
+        })
+    }
+}
+
+impl Attestor for TpmKey {
+    fn evidence(&self) -> Result<TpmEvidence, IdentityError> {
+        attest::evidence(&mut *self.context("enrollment evidence")?, self.handle)
+    }
+
+    fn answer(
+        &self,
+        evidence: &TpmEvidence,
+        id_object: &[u8],
+        encrypted_secret: &[u8],
+        nonce: &[u8],
+    ) -> Result<TpmAnswer, IdentityError> {
+        let mut ctx = self.context("enrollment answer")?;
+        attest::answer(
+            &mut ctx,
+            self.handle,
+            evidence,
+            id_object,
+            encrypted_secret,
+            nonce,
+        )
+    }
+}
+
 impl KeyBackend for TpmKey {
     fn public_key_spki_der(&self) -> &[u8] {
         &self.spki
@@ -119,16 +159,14 @@ impl KeyBackend for TpmKey {
 
     fn sign_sha256(&self, msg: &[u8]) -> Result<Vec<u8>, IdentityError> {
         let digest: [u8; 32] = Sha256::digest(msg).into();
-        // A poisoned lock means a panic mid-command; the context's session state is unknown.
-        let mut ctx = self.ctx.lock().map_err(|_| IdentityError::Tpm {
-            op: "Sign",
-            kind: crate::TpmErrorKind::Other,
-            detail: "TPM context unusable after an earlier panic".into(),
-        })?;
-        sign::sign_digest(&mut ctx, self.handle, &digest)
+        sign::sign_digest(&mut *self.context("Sign")?, self.handle, &digest)
     }
 
     fn protection(&self) -> KeyProtection {
         KeyProtection::Tpm
+    }
+
+    fn attestor(&self) -> Option<&dyn Attestor> {
+        Some(self)
     }
 }

@@ -3,6 +3,7 @@
 
 mod support;
 
+mod attestation;
 mod csr;
 mod file_key;
 mod mtls;
