@@ -59,6 +59,14 @@ struct RawEnroll {
     cert_lifetime: Option<String>,
     #[serde(default)]
     refuse_software_keys: bool,
+    /// PEM files of TPM-manufacturer CAs: EK certificates chaining to any certificate in them
+    /// are trusted.
+    #[serde(default)]
+    ek_ca: Vec<PathBuf>,
+    /// Device ids (hex SHA-256 of an EK's SubjectPublicKeyInfo) trusted without an EK
+    /// certificate.
+    #[serde(default)]
+    ek_allowlist: Vec<String>,
 }
 
 /// Shortest `enroll.cert_lifetime` (renewal happens at 2/3 of it).
@@ -152,6 +160,10 @@ pub struct EnrollConfig {
     /// How long issued (and renewed) device certificates are valid.
     pub cert_lifetime: Duration,
     pub refuse_software_keys: bool,
+    /// `ek_ca`: PEM files of TPM-manufacturer CAs (paths resolved against the config file).
+    pub ek_ca: Vec<PathBuf>,
+    /// `ek_allowlist`: EK device ids trusted without a certificate.
+    pub ek_allowlist: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -228,6 +240,8 @@ impl Config {
             ca_key: resolve(&e.ca_key),
             cert_lifetime: lifetime,
             refuse_software_keys: e.refuse_software_keys,
+            ek_ca: e.ek_ca.iter().map(|p| resolve(p)).collect(),
+            ek_allowlist: e.ek_allowlist.clone(),
         });
         Ok(Config {
             path: path.to_owned(),
@@ -278,6 +292,12 @@ ca_key = "ca.key"
 # "90s", instead); agents renew them over mTLS (POST /v1/renew) at 2/3 of their lifetime.
 cert_days = {cert_days}
 refuse_software_keys = false
+# TPM devices prove their key is in a genuine TPM (EK certificate, credential activation,
+# TPM2_Certify). Trust EK certificates issued by these TPM-manufacturer CAs (PEM files;
+# roots and intermediates), and/or these EKs without a certificate (device ids: hex SHA-256
+# of the EK's public key). With neither, TPM devices cannot enroll.
+ek_ca = []
+ek_allowlist = []
 
 # Reference-agent devices that authenticate with X-Device-Key instead of a client
 # certificate. Off unless at least one key is listed; keep this file private if you do.

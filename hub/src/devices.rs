@@ -23,9 +23,21 @@ CREATE TABLE IF NOT EXISTS devices (
     cert_not_after_ms INTEGER,
     enrolled_at_ms    INTEGER,
     revoked_at_ms     INTEGER,
-    last_seen_ms      INTEGER
+    last_seen_ms      INTEGER,
+    certs_after_ms    INTEGER
 );
 ";
+
+/// Databases made before `certs_after_ms` existed get the column (NULL: no restriction).
+pub(crate) fn migrate(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
+    if conn
+        .prepare("SELECT certs_after_ms FROM devices LIMIT 0")
+        .is_err()
+    {
+        conn.execute_batch("ALTER TABLE devices ADD COLUMN certs_after_ms INTEGER")?;
+    }
+    Ok(())
+}
 
 /// Prefix of every token, so a leaked one is recognisable (secret scanners, logs).
 pub const TOKEN_PREFIX: &str = "opt1_";
@@ -163,6 +175,56 @@ impl Store {
     pub fn check_token(&mut self, hash: &str, now_ms: i64) -> Result<(), EnrollRefusal> {
         let tx = self.conn.transaction()?;
         check_token(&tx, hash, now_ms)
+    }
+
+    /// Why a verified client certificate of `id` with notBefore `not_before_ms` is refused:
+    /// the device is revoked, or the certificate predates a revocation that an operator lifted
+    /// with [`Store::allow`] (only certificates issued after that count).
+    pub fn certificate_refusal(
+        &self,
+        id: &str,
+        not_before_ms: i64,
+    ) -> Result<Option<&'static str>, StoreError> {
+        let row: Option<(Option<i64>, Option<i64>)> = self
+            .conn
+            .query_row(
+                "SELECT revoked_at_ms, certs_after_ms FROM devices WHERE id = ?1",
+                params![id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        Ok(match row {
+            Some((Some(_), _)) => Some("revoked"),
+            Some((None, Some(after))) if not_before_ms <= after => {
+                Some("revoked before; this certificate predates the operator's allow")
+            }
+            _ => None,
+        })
+    }
+
+    /// The earliest notBefore (exclusive) a new certificate of `id` may have, after an allow.
+    pub fn certs_after(&self, id: &str) -> Result<Option<i64>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT certs_after_ms FROM devices WHERE id = ?1",
+                params![id],
+                |r| r.get::<_, Option<i64>>(0),
+            )
+            .optional()?
+            .flatten())
+    }
+
+    /// Lifts the revocation of `id`: it may enroll again with a token. Its certificates issued
+    /// until now stay refused (notBefore ≤ now). Returns false if it was not revoked.
+    pub fn allow(&mut self, id: &str, now_ms: i64) -> Result<bool, StoreError> {
+        let changed = self.conn.execute(
+            "UPDATE devices SET revoked_at_ms = NULL,
+                    certs_after_ms = max(?2, coalesce(certs_after_ms, ?2))
+             WHERE id = ?1 AND revoked_at_ms IS NOT NULL",
+            params![id, now_ms],
+        )?;
+        Ok(changed == 1)
     }
 
     pub fn is_revoked(&self, id: &str) -> Result<bool, StoreError> {

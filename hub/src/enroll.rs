@@ -1,22 +1,28 @@
 //! `POST /v1/enroll` (protocol v1, `outpost_proto::enroll`): a device trades a bootstrap token
 //! and a CSR signed by its key for a clientAuth certificate from the fleet CA.
 //!
-//! The device id is the hex SHA-256 of the CSR's SubjectPublicKeyInfo, so the hub needs no
-//! device list in advance and a device keeps its id as long as it keeps its key. (With EK
-//! attestation the id will become the SHA-256 of the TPM's EK public key.)
+//! A TPM device first proves where its key lives (`POST /v1/enroll/challenge`, then the
+//! answer inside `POST /v1/enroll`; the checks are `outpost_attest::evidence`): its device id
+//! is the hex SHA-256 of its EK's SubjectPublicKeyInfo, so it is the same after a reflash.
+//! A software-key device (token + CSR only) gets the hex SHA-256 of its CSR's key.
 //!
 //! Checks, in order: the request parses; the token is known, unexpired and has uses left; the
 //! CSR parses, is for a P-256 key and its signature verifies (proof of possession); the hub's
-//! policy accepts the key protection; the device is not revoked. Only then is a certificate
-//! signed, and the token use is spent in the same transaction that records the device.
+//! policy accepts the key protection; a `tpm` key answered its challenge; the device is not
+//! revoked. Only then is a certificate signed, and the token use is spent in the same
+//! transaction that records the device.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, UNIX_EPOCH};
 
 use hyper::StatusCode;
+use outpost_attest::evidence::{Evidence, Pending};
+use outpost_attest::{AttestError, EkPolicy};
 use outpost_proto::enroll::{
-    device_id_from_spki, EnrollError, EnrollErrorCode, EnrollRequest, EnrollResponse,
-    KeyProtection, RenewRequest,
+    device_id_from_spki, Challenge, ChallengeRequest, EnrollError, EnrollErrorCode, EnrollRequest,
+    EnrollResponse, KeyProtection, RenewRequest, TpmActivation, CHALLENGE_TTL_SECS,
 };
 use rcgen::{
     CertificateParams, CertificateSigningRequestParams, DnType, ExtendedKeyUsagePurpose, IsCa,
@@ -47,6 +53,22 @@ pub enum EnrollSetupError {
     BadKey { path: PathBuf, message: String },
     #[error("enroll.ca_cert {path}: not a usable PEM CA certificate: {message}")]
     BadCa { path: PathBuf, message: String },
+    #[error("enroll.ek_ca {path}: {message}")]
+    BadEkCa { path: PathBuf, message: String },
+    #[error("enroll.ek_allowlist: {0}")]
+    BadEkAllowlist(String),
+}
+
+/// Most challenges waiting for an answer at once (each is a few hundred bytes; only token
+/// holders can create them).
+const MAX_PENDING_CHALLENGES: usize = 10_000;
+
+/// A round-one challenge waiting for its answer.
+struct PendingChallenge {
+    pending: Pending,
+    token_hash: String,
+    csr_spki: Vec<u8>,
+    expires_ms: i64,
 }
 
 /// The fleet CA as an issuer of device certificates, and the enrollment policy.
@@ -55,6 +77,8 @@ pub struct Enroller {
     ca_pem: String,
     lifetime: Duration,
     refuse_software_keys: bool,
+    ek_policy: EkPolicy,
+    challenges: Mutex<HashMap<String, PendingChallenge>>,
 }
 
 impl std::fmt::Debug for Enroller {
@@ -113,12 +137,46 @@ impl Enroller {
             path: cfg.ca_key.clone(),
             message: e.to_string(),
         })?;
-        Self::new(&ca_pem, key, cfg.cert_lifetime, cfg.refuse_software_keys).map_err(|message| {
-            EnrollSetupError::BadCa {
+        let enroller = Self::new(&ca_pem, key, cfg.cert_lifetime, cfg.refuse_software_keys)
+            .map_err(|message| EnrollSetupError::BadCa {
                 path: cfg.ca_cert.clone(),
                 message,
+            })?;
+        let mut ek_ca = Vec::new();
+        for path in &cfg.ek_ca {
+            let bad = |message: String| EnrollSetupError::BadEkCa {
+                path: path.clone(),
+                message,
+            };
+            let pem = std::fs::read(path).map_err(|source| EnrollSetupError::Read {
+                path: path.clone(),
+                source,
+            })?;
+            let certs = rustls_pemfile::certs(&mut pem.as_slice())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| bad(format!("not PEM: {e}")))?;
+            if certs.is_empty() {
+                return Err(bad("no CERTIFICATE in it".into()));
             }
-        })
+            ek_ca.extend(certs.into_iter().map(|c| c.as_ref().to_vec()));
+        }
+        let policy = EkPolicy::new(ek_ca, &cfg.ek_allowlist).map_err(|e| match e {
+            AttestError::Unacceptable { what, reason } if what.contains("allowlist") => {
+                EnrollSetupError::BadEkAllowlist(reason)
+            }
+            other => EnrollSetupError::BadEkCa {
+                path: cfg.ek_ca.first().cloned().unwrap_or_default(),
+                message: other.to_string(),
+            },
+        })?;
+        Ok(enroller.with_ek_policy(policy))
+    }
+
+    /// Which TPM endorsement keys this hub trusts (default: none, so TPM devices cannot
+    /// enroll until `ek_ca` or `ek_allowlist` is set).
+    pub fn with_ek_policy(mut self, policy: EkPolicy) -> Self {
+        self.ek_policy = policy;
+        self
     }
 
     /// From the CA certificate (PEM; the first certificate is the issuer) and its key.
@@ -143,16 +201,29 @@ impl Enroller {
             ca_pem: ca_only,
             lifetime,
             refuse_software_keys,
+            ek_policy: EkPolicy::default(),
+            challenges: Mutex::new(HashMap::new()),
         })
     }
 
     /// Signs a clientAuth certificate for the CSR's key, subject CN = device id, valid from an
     /// hour ago (a tenth of the lifetime if that is shorter) for the configured lifetime, with
     /// a random serial number.
-    pub fn issue(&self, csr: &CheckedCsr, now_ms: i64) -> Result<IssuedCert, String> {
+    ///
+    /// `after_ms`: the device's revocation was lifted then (`device allow`); the certificate's
+    /// notBefore must be later, so that it is told apart from the refused earlier ones.
+    pub fn issue(
+        &self,
+        csr: &CheckedCsr,
+        now_ms: i64,
+        after_ms: Option<i64>,
+    ) -> Result<IssuedCert, String> {
         let now_s = now_ms.div_euclid(1000);
         let lifetime = i64::try_from(self.lifetime.as_secs()).unwrap_or(i64::MAX);
-        let not_before = now_s - BACKDATE.as_secs().min(self.lifetime.as_secs() / 10) as i64;
+        let mut not_before = now_s - BACKDATE.as_secs().min(self.lifetime.as_secs() / 10) as i64;
+        if let Some(after) = after_ms {
+            not_before = not_before.max(after.div_euclid(1000) + 1);
+        }
         let not_after = now_s.saturating_add(lifetime);
         let ts = |s: i64| time::OffsetDateTime::from_unix_timestamp(s).map_err(|e| e.to_string());
         let mut params = CertificateParams::default();
@@ -206,6 +277,30 @@ impl Enroller {
                 "this hub refuses devices whose key is not in a TPM (enroll.refuse_software_keys)",
             ));
         }
+        let mut csr = csr;
+        match (req.key_protection, &req.attestation) {
+            (KeyProtection::Tpm, Some(answer)) => {
+                csr.device_id = self.check_answer(answer, &hash, &csr.spki, now_ms)?;
+            }
+            (KeyProtection::Tpm, None) => {
+                return Err(EnrollFailure::new(
+                    StatusCode::BAD_REQUEST,
+                    C::AttestationRequired,
+                    format!(
+                        "a tpm key must prove it is in a TPM: POST {} first",
+                        outpost_proto::enroll::ENROLL_CHALLENGE_PATH
+                    ),
+                ));
+            }
+            (KeyProtection::Software, Some(_)) => {
+                return Err(EnrollFailure::new(
+                    StatusCode::BAD_REQUEST,
+                    C::BadRequest,
+                    "attestation for a software key",
+                ));
+            }
+            (KeyProtection::Software, None) => {}
+        }
         let revoked = store
             .is_revoked(&csr.device_id)
             .map_err(|e| refusal(e.into(), &csr.device_id))?;
@@ -215,7 +310,10 @@ impl Enroller {
                 &csr.device_id,
             ));
         }
-        let issued = self.issue(&csr, now_ms).map_err(|e| {
+        let after = store
+            .certs_after(&csr.device_id)
+            .map_err(|e| refusal(e.into(), &csr.device_id))?;
+        let issued = self.issue(&csr, now_ms, after).map_err(|e| {
             tracing::error!(device = %csr.device_id, error = %e, "issuing a certificate failed");
             EnrollFailure::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -240,6 +338,173 @@ impl Enroller {
             certificate_chain: issued.chain_pem,
         })
     }
+}
+
+impl Enroller {
+    /// `POST /v1/enroll/challenge`: round one of TPM enrollment. Checks the token (without
+    /// spending it), the CSR and the TPM evidence, and answers a credential and a nonce.
+    pub fn challenge(
+        &self,
+        store: &mut Store,
+        body: &[u8],
+        now_ms: i64,
+    ) -> Result<Challenge, EnrollFailure> {
+        use EnrollErrorCode as C;
+        let req: ChallengeRequest = serde_json::from_slice(body).map_err(|e| {
+            EnrollFailure::new(
+                StatusCode::BAD_REQUEST,
+                C::BadRequest,
+                format!("body is not a challenge request: {e}"),
+            )
+        })?;
+        let hash = token_hash(&req.token);
+        store
+            .check_token(&hash, now_ms)
+            .map_err(|e| refusal(e, "?"))?;
+        let csr = check_csr(&req.csr)
+            .map_err(|e| EnrollFailure::new(StatusCode::BAD_REQUEST, C::BadCsr, e))?;
+        if self.ek_policy.is_empty() {
+            return Err(EnrollFailure::new(
+                StatusCode::FORBIDDEN,
+                C::EkUntrusted,
+                "this hub trusts no TPM manufacturer CA or EK (set enroll.ek_ca or enroll.ek_allowlist)",
+            ));
+        }
+        let ev = &req.tpm;
+        let ek_certificate = ev
+            .ek_certificate
+            .as_deref()
+            .map(|h| unhex("ek_certificate", h))
+            .transpose()?;
+        let (ek_public, srk_public) = (
+            unhex("ek_public", &ev.ek_public)?,
+            unhex("srk_public", &ev.srk_public)?,
+        );
+        let (ak_public, key_public) = (
+            unhex("ak_public", &ev.ak_public)?,
+            unhex("key_public", &ev.key_public)?,
+        );
+        let evidence = Evidence {
+            ek_certificate: ek_certificate.as_deref(),
+            ek_public: &ek_public,
+            srk_public: &srk_public,
+            ak_public: &ak_public,
+            key_public: &key_public,
+        };
+        let now = UNIX_EPOCH + Duration::from_millis(u64::try_from(now_ms).unwrap_or(0));
+        let (credential, pending) = outpost_attest::evidence::challenge(
+            &self.ek_policy,
+            &evidence,
+            &csr.spki,
+            now,
+            &mut rand_core::OsRng,
+        )
+        .map_err(attest_failure)?;
+        let id = &pending.trusted.device_id;
+        if store.is_revoked(id).map_err(|e| refusal(e.into(), id))? {
+            return Err(refusal(EnrollRefusal::Revoked(id.clone()), id));
+        }
+        let challenge_id = hex::encode(random_bytes::<16>().map_err(|e| {
+            tracing::error!(error = %e, "no randomness for a challenge id");
+            EnrollFailure::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                C::Internal,
+                "no randomness",
+            )
+        })?);
+        let nonce = hex::encode(pending.nonce);
+        tracing::info!(device = %id, ek_trust = pending.trusted.trust.as_str(), "TPM enrollment challenge issued");
+        let mut challenges = self.challenges.lock().unwrap_or_else(|p| p.into_inner());
+        challenges.retain(|_, c| c.expires_ms > now_ms);
+        if challenges.len() >= MAX_PENDING_CHALLENGES {
+            return Err(EnrollFailure::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                C::Internal,
+                "too many enrollments in progress; retry later",
+            ));
+        }
+        challenges.insert(
+            challenge_id.clone(),
+            PendingChallenge {
+                pending,
+                token_hash: hash,
+                csr_spki: csr.spki,
+                expires_ms: now_ms.saturating_add(CHALLENGE_TTL_SECS as i64 * 1000),
+            },
+        );
+        Ok(Challenge {
+            challenge_id,
+            credential_blob: hex::encode(credential.id_object),
+            encrypted_secret: hex::encode(credential.encrypted_secret),
+            nonce,
+        })
+    }
+
+    /// Round two: the answer to a pending challenge (taken: one answer per challenge) from the
+    /// same token and CSR key. Returns the device id (from the EK).
+    fn check_answer(
+        &self,
+        answer: &TpmActivation,
+        token_hash: &str,
+        csr_spki: &[u8],
+        now_ms: i64,
+    ) -> Result<String, EnrollFailure> {
+        use EnrollErrorCode as C;
+        let taken = self
+            .challenges
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&answer.challenge_id);
+        let Some(c) = taken.filter(|c| c.expires_ms > now_ms) else {
+            return Err(EnrollFailure::new(
+                StatusCode::UNAUTHORIZED,
+                C::ChallengeExpired,
+                "unknown, expired or already answered challenge: start again",
+            ));
+        };
+        if c.token_hash != token_hash || c.csr_spki != csr_spki {
+            return Err(EnrollFailure::new(
+                StatusCode::FORBIDDEN,
+                C::AttestationFailed,
+                "the answer does not come with the token and CSR of its challenge",
+            ));
+        }
+        let secret = unhex("secret", &answer.secret)?;
+        let info = unhex("certify_info", &answer.certify_info)?;
+        let signature = unhex("certify_signature", &answer.certify_signature)?;
+        outpost_attest::evidence::verify_answer(&c.pending, &secret, &info, &signature)
+            .map_err(attest_failure)?;
+        Ok(c.pending.trusted.device_id.clone())
+    }
+}
+
+fn unhex(field: &str, value: &str) -> Result<Vec<u8>, EnrollFailure> {
+    hex::decode(value).map_err(|e| {
+        EnrollFailure::new(
+            StatusCode::BAD_REQUEST,
+            EnrollErrorCode::BadEvidence,
+            format!("{field} is not hex: {e}"),
+        )
+    })
+}
+
+fn attest_failure(e: AttestError) -> EnrollFailure {
+    use EnrollErrorCode as C;
+    let (status, code) = match &e {
+        AttestError::Malformed { .. } | AttestError::Unacceptable { .. } => {
+            (StatusCode::BAD_REQUEST, C::BadEvidence)
+        }
+        AttestError::EkUntrusted(_) => (StatusCode::FORBIDDEN, C::EkUntrusted),
+        AttestError::ProofFailed(_) => (StatusCode::FORBIDDEN, C::AttestationFailed),
+        AttestError::Crypto(_) => (StatusCode::INTERNAL_SERVER_ERROR, C::Internal),
+    };
+    EnrollFailure::new(status, code, e.to_string())
+}
+
+fn random_bytes<const N: usize>() -> Result<[u8; N], rand_core::Error> {
+    let mut out = [0u8; N];
+    rand_core::RngCore::try_fill_bytes(&mut rand_core::OsRng, &mut out)?;
+    Ok(out)
 }
 
 /// What the hub knows about the client certificate a renewal was made with (already verified
@@ -310,7 +575,8 @@ impl Enroller {
         // The id stays what the presented certificate says (also for ids not derived from the
         // key, such as `init`'s device-001).
         csr.device_id = presented.device_id.clone();
-        let issued = self.issue(&csr, now_ms).map_err(|e| {
+        let after = store.certs_after(id).map_err(|e| refusal(e.into(), id))?;
+        let issued = self.issue(&csr, now_ms, after).map_err(|e| {
             tracing::error!(device = %id, error = %e, "issuing a renewed certificate failed");
             EnrollFailure::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -561,6 +827,11 @@ mod tests {
                 StatusCode::FORBIDDEN,
                 EnrollErrorCode::SoftwareKeyRefused,
             ),
+            (
+                request("tok", &good, "tpm"),
+                StatusCode::BAD_REQUEST,
+                EnrollErrorCode::AttestationRequired,
+            ),
         ];
         for (body, status, code) in cases {
             let e = enroller.handle(&mut store, &body, 100).unwrap_err();
@@ -570,8 +841,9 @@ mod tests {
         assert!(store.devices().unwrap().is_empty());
         let id = device_id_from_spki(&key.subject_public_key_info());
         store.revoke(&id, 1).unwrap();
-        let e = enroller
-            .handle(&mut store, &request("tok", &good, "tpm"), 100)
+        let (accepting, _ca) = self::enroller(false);
+        let e = accepting
+            .handle(&mut store, &request("tok", &good, "software"), 100)
             .unwrap_err();
         assert_eq!(e.body.code, EnrollErrorCode::DeviceRevoked);
         assert_eq!(e.status, StatusCode::FORBIDDEN);
@@ -594,7 +866,7 @@ mod tests {
         let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
         let t0 = 1_800_000_000_000;
         let first = enroller
-            .handle(&mut store, &request("tok", &csr(&key), "tpm"), t0)
+            .handle(&mut store, &request("tok", &csr(&key), "software"), t0)
             .unwrap();
         let presented = PresentedCert::parse(&leaf_der(&first.certificate_chain)).unwrap();
         assert_eq!(presented.device_id, first.device_id);
@@ -612,7 +884,7 @@ mod tests {
         let rows = store.devices().unwrap();
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].cert_not_after_ms, Some(again.not_after_ms));
-        assert_eq!(rows[0].key_protection.as_deref(), Some("tpm"));
+        assert_eq!(rows[0].key_protection.as_deref(), Some("software"));
 
         // Another key: refused, even with a valid certificate.
         let other = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
@@ -670,10 +942,68 @@ mod tests {
         let dev = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
         let checked = check_csr(&csr(&dev)).unwrap();
         let now = 1_800_000_000_000;
-        let issued = enroller.issue(&checked, now).unwrap();
+        let issued = enroller.issue(&checked, now, None).unwrap();
         let p = PresentedCert::parse(&leaf_der(&issued.chain_pem)).unwrap();
         assert_eq!(p.not_before_ms, now - 9_000);
         assert_eq!(p.not_after_ms, now + 90_000);
+    }
+
+    #[test]
+    fn an_allowed_device_enrolls_again_and_only_its_new_certificates_count() {
+        let (enroller, _ca) = enroller(false);
+        let mut store = Store::open_in_memory().unwrap();
+        store.add_token(&token_hash("tok"), 0, i64::MAX, 9).unwrap();
+        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let body = request("tok", &csr(&key), "software");
+        let t0 = 1_800_000_000_000;
+        let first = enroller.handle(&mut store, &body, t0).unwrap();
+        let old = PresentedCert::parse(&leaf_der(&first.certificate_chain)).unwrap();
+        assert_eq!(
+            store
+                .certificate_refusal(&old.device_id, old.not_before_ms)
+                .unwrap(),
+            None
+        );
+
+        // Revoked a minute later, allowed again a minute after that (well within the hour
+        // certificates are backdated by).
+        store.revoke(&first.device_id, t0 + 60_000).unwrap();
+        assert_eq!(
+            enroller
+                .handle(&mut store, &body, t0 + 90_000)
+                .unwrap_err()
+                .body
+                .code,
+            EnrollErrorCode::DeviceRevoked
+        );
+        assert!(store.allow(&first.device_id, t0 + 120_000).unwrap());
+        assert!(
+            !store.allow(&first.device_id, t0 + 130_000).unwrap(),
+            "not revoked now"
+        );
+        let again = enroller.handle(&mut store, &body, t0 + 180_000).unwrap();
+        assert_eq!(again.device_id, first.device_id);
+        let new = PresentedCert::parse(&leaf_der(&again.certificate_chain)).unwrap();
+        assert!(
+            new.not_before_ms > t0 + 120_000,
+            "notBefore after the allow"
+        );
+        assert_eq!(
+            store
+                .certificate_refusal(&new.device_id, new.not_before_ms)
+                .unwrap(),
+            None
+        );
+        assert!(store
+            .certificate_refusal(&old.device_id, old.not_before_ms)
+            .unwrap()
+            .is_some_and(|why| why.contains("predates")));
+        // Renewing keeps notBefore after the allow too.
+        let renewed = enroller
+            .renew(&mut store, &new, &renew_body(&csr(&key)), t0 + 240_000)
+            .unwrap();
+        let renewed = PresentedCert::parse(&leaf_der(&renewed.certificate_chain)).unwrap();
+        assert!(renewed.not_before_ms > t0 + 120_000);
     }
 
     #[test]

@@ -142,6 +142,7 @@ struct DeviceArgs {
 #[derive(Subcommand, Debug)]
 enum DeviceCommand {
     Revoke(RevokeArgs),
+    Allow(AllowArgs),
 }
 
 /// Revoke a device: its requests are refused (403) and it cannot enroll again.
@@ -150,12 +151,35 @@ enum DeviceCommand {
     long_about = "\
 Revoke a device by id. From its next request on, the running hub answers it 403, also on
 connections opened before; enrolling again with the same key is refused. Works for devices
-made by `outpost-hub init` too (their id is the certificate's CN). There is no un-revoke.",
+made by `outpost-hub init` too (their id is the certificate's CN). A TPM device's id is its
+EK's, so neither a new key nor a reflash gets it back in; `outpost-hub device allow` does.",
     after_long_help = "\
 EXAMPLES:
     outpost-hub device revoke --config ./outpost/hub.toml 3f6c...e1"
 )]
 struct RevokeArgs {
+    /// Path to hub.toml.
+    #[arg(long, value_name = "FILE")]
+    config: PathBuf,
+    /// The device id (as `outpost-hub devices` shows it).
+    #[arg(value_name = "ID")]
+    id: String,
+}
+
+/// Allow a revoked device to enroll again (its old certificates stay refused).
+#[derive(Args, Debug)]
+#[command(
+    long_about = "\
+Lift the revocation of a device: it may enroll again with a token (for a TPM device: the same
+TPM, so the same id). Certificates issued to it before now stay refused, so a certificate
+that was stolen before the revocation does not come back with it; certificates issued from
+now on (by enrollment or renewal) have a notBefore after this moment.",
+    after_long_help = "\
+EXAMPLES:
+    outpost-hub device allow --config ./outpost/hub.toml 3f6c...e1
+    outpost-hub token create --config ./outpost/hub.toml     # then enroll the device again"
+)]
+struct AllowArgs {
     /// Path to hub.toml.
     #[arg(long, value_name = "FILE")]
     config: PathBuf,
@@ -309,6 +333,9 @@ fn main() -> ExitCode {
         Command::Device(DeviceArgs {
             command: DeviceCommand::Revoke(args),
         }) => run_revoke(args),
+        Command::Device(DeviceArgs {
+            command: DeviceCommand::Allow(args),
+        }) => run_allow(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -479,6 +506,20 @@ fn run_revoke(args: RevokeArgs) -> anyhow::Result<()> {
         write_stdout(&format!("revoked {}\n", args.id))
     } else {
         write_stdout(&format!("{} was already revoked\n", args.id))
+    }
+}
+
+fn run_allow(args: AllowArgs) -> anyhow::Result<()> {
+    outpost_hub::identity::validate_device_id(&args.id)?;
+    let config = Config::load(&args.config)?;
+    let mut store = open_or_create_store(&config)?;
+    if store.allow(&args.id, now_ms())? {
+        write_stdout(&format!(
+            "allowed {}: it may enroll again with a token; its earlier certificates stay refused\n",
+            args.id
+        ))
+    } else {
+        anyhow::bail!("{} is not revoked", args.id)
     }
 }
 

@@ -15,7 +15,9 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use outpost_proto::enroll::{ENROLL_PATH, MAX_ENROLL_REQUEST_BYTES, RENEW_PATH};
+use outpost_proto::enroll::{
+    ENROLL_CHALLENGE_PATH, ENROLL_PATH, MAX_ENROLL_REQUEST_BYTES, RENEW_PATH,
+};
 use outpost_proto::ingest::INGEST_PATH;
 use outpost_proto::legacy::{CHECKSUM_HEADER, DEVICE_KEY_HEADER};
 use tokio::net::{TcpListener, TcpStream};
@@ -253,19 +255,25 @@ async fn route(req: Request<Incoming>, state: &Arc<State>, peer: &Peer) -> Resp 
 /// certificate may only enroll or use the legacy (device key) routes, and `/healthz` only when
 /// legacy keys are on (as before enrollment existed).
 async fn refuse_peer(state: &Arc<State>, peer: &Peer, path: &str) -> Option<Resp> {
-    if path == ENROLL_PATH {
+    if path == ENROLL_PATH || path == ENROLL_CHALLENGE_PATH {
         return None;
     }
     match &peer.device {
         Some(Ok(device)) => {
             let (job_state, id) = (state.clone(), device.clone());
-            let revoked =
-                tokio::task::spawn_blocking(move || job_state.store().is_revoked(&id)).await;
-            match revoked {
-                Ok(Ok(false)) => None,
-                Ok(Ok(true)) => Some(http::error(
+            let not_before = match &peer.cert {
+                Some(Ok(cert)) => cert.not_before_ms,
+                _ => i64::MIN,
+            };
+            let refused = tokio::task::spawn_blocking(move || {
+                job_state.store().certificate_refusal(&id, not_before)
+            })
+            .await;
+            match refused {
+                Ok(Ok(None)) => None,
+                Ok(Ok(Some(why))) => Some(http::error(
                     StatusCode::FORBIDDEN,
-                    &format!("device {device} is revoked"),
+                    &format!("device {device} is {why}"),
                 )),
                 Ok(Err(e)) => {
                     tracing::error!(%device, error = %e, "revocation check failed");
@@ -304,7 +312,11 @@ async fn dispatch(
     match path {
         ENROLL_PATH => match post_only("POST") {
             Some(resp) => resp,
-            None => enroll(req, state).await,
+            None => enroll(req, state, Round::Enroll).await,
+        },
+        ENROLL_CHALLENGE_PATH => match post_only("POST") {
+            Some(resp) => resp,
+            None => enroll(req, state, Round::Challenge).await,
         },
         RENEW_PATH => match post_only("POST") {
             Some(resp) => resp,
@@ -335,8 +347,18 @@ async fn dispatch(
     }
 }
 
-/// `POST /v1/enroll`: open to clients without a certificate; the token authorises it.
-async fn enroll(req: Request<Incoming>, state: &Arc<State>) -> Resp {
+/// Which enrollment endpoint.
+#[derive(Clone, Copy)]
+enum Round {
+    /// `POST /v1/enroll/challenge` (TPM round one).
+    Challenge,
+    /// `POST /v1/enroll`.
+    Enroll,
+}
+
+/// `POST /v1/enroll` and `/v1/enroll/challenge`: open to clients without a certificate; the
+/// token authorises them.
+async fn enroll(req: Request<Incoming>, state: &Arc<State>, round: Round) -> Resp {
     let Some(enroller) = state.enroller.clone() else {
         return http::json(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -352,10 +374,16 @@ async fn enroll(req: Request<Incoming>, state: &Arc<State>) -> Resp {
         Err(e) => return e.into_response(),
     };
     let state = state.clone();
-    let job =
-        tokio::task::spawn_blocking(move || enroller.handle(&mut state.store(), &body, now_ms()));
+    let job = tokio::task::spawn_blocking(move || match round {
+        Round::Enroll => enroller
+            .handle(&mut state.store(), &body, now_ms())
+            .map(|r| http::json(StatusCode::OK, &r)),
+        Round::Challenge => enroller
+            .challenge(&mut state.store(), &body, now_ms())
+            .map(|c| http::json(StatusCode::OK, &c)),
+    });
     match job.await {
-        Ok(Ok(resp)) => http::json(StatusCode::OK, &resp),
+        Ok(Ok(resp)) => resp,
         Ok(Err(failure)) => {
             tracing::info!(status = failure.status.as_u16(), code = ?failure.body.code, error = %failure.body.error, "enrollment refused");
             http::json(failure.status, &failure.body)

@@ -104,6 +104,7 @@ impl Store {
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.execute_batch(SCHEMA)?;
         conn.execute_batch(crate::devices::SCHEMA)?;
+        crate::devices::migrate(&conn)?;
         Ok(Self { conn })
     }
 

@@ -69,7 +69,7 @@ async fn enroll_then_ingest_then_revoke() {
     let ca = ca_pem(dir);
 
     let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
-    let (status, resp) = enroll(&hub, &ca, &single, &key, "tpm").await;
+    let (status, resp) = enroll(&hub, &ca, &single, &key, "software").await;
     assert_eq!(status, StatusCode::OK, "{resp}");
     let id = resp["device_id"].as_str().unwrap().to_owned();
     assert_eq!(
@@ -80,7 +80,7 @@ async fn enroll_then_ingest_then_revoke() {
 
     // The single-use token is spent, also for another key.
     let other = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
-    let (status, resp) = enroll(&hub, &ca, &single, &other, "tpm").await;
+    let (status, resp) = enroll(&hub, &ca, &single, &other, "software").await;
     assert_eq!(
         (status, resp["code"].as_str()),
         (StatusCode::UNAUTHORIZED, Some("token_used_up"))
@@ -107,7 +107,7 @@ async fn enroll_then_ingest_then_revoke() {
     assert!(out.status.success());
     let devices: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(devices[0]["id"], id.as_str());
-    assert_eq!(devices[0]["key_protection"], "tpm");
+    assert_eq!(devices[0]["key_protection"], "software");
     assert_eq!(devices[0]["status"], "enrolled");
     assert!(devices[0]["last_seen"].is_string(), "{devices}");
     assert!(devices[0]["cert_not_after"].is_string());
@@ -139,7 +139,7 @@ async fn enroll_then_ingest_then_revoke() {
     assert_eq!(status, StatusCode::FORBIDDEN);
     // And it cannot enroll again, even with a fresh token; the token is not spent.
     let fresh = token(&config, &["--uses", "2"]);
-    let (status, resp) = enroll(&hub, &ca, &fresh, &key, "tpm").await;
+    let (status, resp) = enroll(&hub, &ca, &fresh, &key, "software").await;
     assert_eq!(
         (status, resp["code"].as_str()),
         (StatusCode::FORBIDDEN, Some("device_revoked"))
@@ -168,7 +168,7 @@ async fn expired_tokens_and_bad_requests_are_refused_with_json() {
     let short = token(&config, &["--ttl", "1s"]);
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
-    let (status, resp) = enroll(&hub, &ca, &short, &key, "tpm").await;
+    let (status, resp) = enroll(&hub, &ca, &short, &key, "software").await;
     assert_eq!(
         (status, resp["code"].as_str()),
         (StatusCode::UNAUTHORIZED, Some("token_expired"))

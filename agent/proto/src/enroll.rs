@@ -20,8 +20,19 @@
 //! with the hub's configured lifetime) or an [`EnrollError`]. An expired certificate cannot
 //! renew: the device needs a new token.
 //!
-//! Not in v1 (the seams for later): EK certificate, AK, credential activation and
-//! TPM2_Certify evidence (optional request fields).
+//! TPM keys (`key_protection: tpm`) must prove where they live first, in two rounds:
+//! 1. `POST /v1/enroll/challenge` with [`ChallengeRequest`]: the token, the CSR and
+//!    [`TpmEvidence`] (EK certificate and public key, SRK, a fresh attestation key (AK), the
+//!    device key's public area). The hub checks the token (without using it up), the EK
+//!    against its TPM-manufacturer CAs or EK allowlist, binds the device key to the CSR, and
+//!    answers [`Challenge`]: a MakeCredential for the EK and the AK's Name, and a nonce.
+//! 2. `POST /v1/enroll` with the same token and CSR and [`TpmActivation`]: the secret the TPM
+//!    recovered (ActivateCredential) and a TPM2_Certify of the device key by the AK over the
+//!    nonce. Only then is the token used and the certificate issued; the device id is then the
+//!    hex SHA-256 of the EK's SubjectPublicKeyInfo (stable across re-enrollment and reflashing).
+//!
+//! A challenge lives for [`CHALLENGE_TTL_SECS`] and is good for one answer.
+//! Binary TPM structures travel as lowercase hex.
 
 use serde::{Deserialize, Serialize};
 
@@ -30,6 +41,12 @@ pub const ENROLL_PATH: &str = "/v1/enroll";
 
 /// The hub's renewal endpoint (mTLS only).
 pub const RENEW_PATH: &str = "/v1/renew";
+
+/// The hub's first round of TPM enrollment.
+pub const ENROLL_CHALLENGE_PATH: &str = "/v1/enroll/challenge";
+
+/// How long a [`Challenge`] can be answered.
+pub const CHALLENGE_TTL_SECS: u64 = 300;
 
 /// Largest enrollment request body a hub accepts (a CSR is well under 2 KiB).
 pub const MAX_ENROLL_REQUEST_BYTES: usize = 64 * 1024;
@@ -79,6 +96,60 @@ pub struct EnrollRequest {
     pub csr: String,
     /// Where the CSR's key lives.
     pub key_protection: KeyProtection,
+    /// Round two of TPM enrollment; required when `key_protection` is `tpm`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attestation: Option<TpmActivation>,
+}
+
+/// The TPM's evidence for round one (hex of marshalled TPM structures).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TpmEvidence {
+    /// DER of the RSA-2048 EK certificate from NV index 0x01c00002; absent if the TPM has
+    /// none (then only an EK allowlist can admit it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ek_certificate: Option<String>,
+    /// TPMT_PUBLIC of the EK (TCG default template L-1, RSA-2048).
+    pub ek_public: String,
+    /// TPMT_PUBLIC of the storage root key the device key was created under.
+    pub srk_public: String,
+    /// TPMT_PUBLIC of the attestation key (restricted ECDSA P-256 signing key under the EK).
+    pub ak_public: String,
+    /// TPMT_PUBLIC of the device key (the CSR's key).
+    pub key_public: String,
+}
+
+/// `POST /v1/enroll/challenge` body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChallengeRequest {
+    /// The bootstrap token (checked, not used up). A secret: never logged.
+    pub token: String,
+    /// The CSR that round two will send again.
+    pub csr: String,
+    pub tpm: TpmEvidence,
+}
+
+/// `200` answer to a [`ChallengeRequest`] (hex fields).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Challenge {
+    pub challenge_id: String,
+    /// TPM2B_ID_OBJECT contents (without the size) for ActivateCredential.
+    pub credential_blob: String,
+    /// TPM2B_ENCRYPTED_SECRET contents (without the size) for ActivateCredential.
+    pub encrypted_secret: String,
+    /// Qualifying data for TPM2_Certify.
+    pub nonce: String,
+}
+
+/// Round two of TPM enrollment, inside [`EnrollRequest::attestation`] (hex fields).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TpmActivation {
+    pub challenge_id: String,
+    /// What ActivateCredential returned. A secret: never logged.
+    pub secret: String,
+    /// TPMS_ATTEST of TPM2_Certify(device key, AK, nonce).
+    pub certify_info: String,
+    /// TPMT_SIGNATURE of the AK over `certify_info`.
+    pub certify_signature: String,
 }
 
 /// `POST /v1/renew` body. The device is the presented client certificate's CN; nothing here
@@ -126,6 +197,16 @@ pub enum EnrollErrorCode {
     CertificateExpired,
     /// Renewal whose CSR key is not the presented certificate's key. `403`.
     KeyMismatch,
+    /// A `tpm` key without attestation (round one first). `400`.
+    AttestationRequired,
+    /// TPM evidence that does not parse or has a shape the hub does not accept. `400`.
+    BadEvidence,
+    /// The EK is not from a trusted TPM manufacturer CA nor on the allowlist. `403`.
+    EkUntrusted,
+    /// The evidence does not prove the CSR key lives in that TPM. `403`.
+    AttestationFailed,
+    /// Unknown, expired or already answered challenge: start again with round one. `401`.
+    ChallengeExpired,
 }
 
 /// Error body of `/v1/enroll`: the usual one-line `error` plus a machine-readable `code`.
@@ -135,9 +216,9 @@ pub struct EnrollError {
     pub code: EnrollErrorCode,
 }
 
-/// The v1 device id: lowercase hex SHA-256 of the DER SubjectPublicKeyInfo of the device key.
-/// (When EK attestation lands the id becomes the SHA-256 of the EK public key, so it survives
-/// a new device key; ids issued in v1 stay valid.)
+/// The device id of a software-key device: lowercase hex SHA-256 of the DER
+/// SubjectPublicKeyInfo of the device key. (A TPM device's id is the same function of its
+/// EK's public key, so it survives a new device key.)
 pub fn device_id_from_spki(spki_der: &[u8]) -> String {
     crate::sha256_hex(spki_der)
 }
@@ -152,6 +233,7 @@ mod tests {
             token: "t".into(),
             csr: "pem".into(),
             key_protection: KeyProtection::Software,
+            attestation: None,
         };
         assert_eq!(
             serde_json::to_string(&req).unwrap(),
@@ -201,6 +283,47 @@ mod tests {
         assert_eq!(
             KeyProtection::parse(KeyProtection::Tpm.as_str()),
             Some(KeyProtection::Tpm)
+        );
+    }
+}
+
+#[cfg(test)]
+mod attestation_wire_tests {
+    use super::*;
+
+    #[test]
+    fn tpm_rounds_wire_format() {
+        let ev = TpmEvidence {
+            ek_certificate: None,
+            ek_public: "01".into(),
+            srk_public: "02".into(),
+            ak_public: "03".into(),
+            key_public: "04".into(),
+        };
+        assert_eq!(
+            serde_json::to_string(&ev).unwrap(),
+            r#"{"ek_public":"01","srk_public":"02","ak_public":"03","key_public":"04"}"#
+        );
+        let req = EnrollRequest {
+            token: "t".into(),
+            csr: "c".into(),
+            key_protection: KeyProtection::Tpm,
+            attestation: Some(TpmActivation {
+                challenge_id: "id".into(),
+                secret: "aa".into(),
+                certify_info: "bb".into(),
+                certify_signature: "cc".into(),
+            }),
+        };
+        let json = serde_json::to_string(&req).unwrap();
+        assert_eq!(
+            json,
+            r#"{"token":"t","csr":"c","key_protection":"tpm","attestation":{"challenge_id":"id","secret":"aa","certify_info":"bb","certify_signature":"cc"}}"#
+        );
+        assert_eq!(serde_json::from_str::<EnrollRequest>(&json).unwrap(), req);
+        assert_eq!(
+            serde_json::to_string(&EnrollErrorCode::ChallengeExpired).unwrap(),
+            r#""challenge_expired""#
         );
     }
 }

@@ -21,8 +21,9 @@ use bytes::Bytes;
 use hyper::StatusCode;
 use outpost_identity::KeyBackend;
 use outpost_proto::enroll::{
-    device_id_from_spki, EnrollError, EnrollErrorCode, EnrollRequest, EnrollResponse, RenewRequest,
-    ENROLL_PATH, RENEW_PATH,
+    device_id_from_spki, Challenge, ChallengeRequest, EnrollError, EnrollErrorCode, EnrollRequest,
+    EnrollResponse, RenewRequest, TpmActivation, TpmEvidence, ENROLL_CHALLENGE_PATH, ENROLL_PATH,
+    RENEW_PATH,
 };
 use rand::SeedableRng;
 use rustls::ClientConfig;
@@ -104,6 +105,27 @@ pub enum EnrollFailure {
     CannotRenew(String),
     #[error("cannot store the certificate {path}: {message}")]
     Store { path: String, message: String },
+    #[error("TPM attestation failed: {0}")]
+    Attestation(String),
+}
+
+/// Runs a (blocking) TPM attestation step off the async threads: an RSA EK is re-created in
+/// each step, which takes seconds on some discrete TPMs.
+async fn tpm_job<T: Send + 'static>(
+    key: &Arc<dyn KeyBackend>,
+    f: impl FnOnce(&dyn outpost_identity::Attestor) -> Result<T, outpost_identity::IdentityError>
+        + Send
+        + 'static,
+) -> Result<T, EnrollFailure> {
+    let key = key.clone();
+    tokio::task::spawn_blocking(move || match key.attestor() {
+        Some(a) => f(a).map_err(|e| EnrollFailure::Attestation(e.to_string())),
+        None => Err(EnrollFailure::Attestation(
+            "this key backend cannot attest".into(),
+        )),
+    })
+    .await
+    .map_err(|e| EnrollFailure::Attestation(format!("attestation task failed: {e}")))?
 }
 
 #[derive(Debug, Default)]
@@ -301,19 +323,26 @@ impl Identity {
         key: Arc<dyn KeyBackend>,
         token: &str,
     ) -> Result<EnrolledView, EnrollFailure> {
-        let expected_id = device_id_from_spki(key.public_key_spki_der());
+        // The CSR's subject is only a hint: the hub names the device (by its EK for a TPM).
+        let hint = device_id_from_spki(key.public_key_spki_der());
         let protection = key.protection();
-        let request = EnrollRequest {
+        let mut request = EnrollRequest {
             token: token.to_owned(),
-            csr: make_csr(&key, &expected_id).await?,
+            csr: make_csr(&key, &hint).await?,
             key_protection: protection,
+            attestation: None,
         };
-        let body = serde_json::to_vec(&request).map_err(|e| EnrollFailure::Csr(e.to_string()))?;
         let tls_config = tls::anonymous_config(&self.hub, self.floor.clone())
             .map_err(|e| unreachable(e.to_string()))?;
-        let resp = self
-            .post(tls_config, ENROLL_PATH, "enrollment", body)
-            .await?;
+        let resp = if key.attestor().is_some() {
+            self.attested_exchange(&key, &tls_config, &mut request)
+                .await?
+        } else {
+            let body =
+                serde_json::to_vec(&request).map_err(|e| EnrollFailure::Csr(e.to_string()))?;
+            self.post(tls_config, ENROLL_PATH, "enrollment", body)
+                .await?
+        };
         let info = self.accept(&key, &resp)?;
         Ok(EnrolledView {
             device_id: resp.device_id,
@@ -321,6 +350,73 @@ impl Identity {
             certificate: self.config.cert.display().to_string(),
             certificate_not_after: outpost_proto::time::rfc3339_millis(info.not_after_ms),
         })
+    }
+
+    /// The two TPM rounds: evidence → challenge, answer → certificate. A challenge that
+    /// expired meanwhile (hub restart, slow TPM) is started again once.
+    async fn attested_exchange(
+        &self,
+        key: &Arc<dyn KeyBackend>,
+        tls_config: &Arc<ClientConfig>,
+        request: &mut EnrollRequest,
+    ) -> Result<EnrollResponse, EnrollFailure> {
+        let mut again = true;
+        loop {
+            let evidence = tpm_job(key, |a| a.evidence()).await?;
+            let challenge_request = ChallengeRequest {
+                token: request.token.clone(),
+                csr: request.csr.clone(),
+                tpm: TpmEvidence {
+                    ek_certificate: evidence.ek_certificate.as_deref().map(hex::encode),
+                    ek_public: hex::encode(&evidence.ek_public),
+                    srk_public: hex::encode(&evidence.srk_public),
+                    ak_public: hex::encode(&evidence.ak_public),
+                    key_public: hex::encode(&evidence.key_public),
+                },
+            };
+            let body = serde_json::to_vec(&challenge_request)
+                .map_err(|e| EnrollFailure::Csr(e.to_string()))?;
+            let challenge: Challenge = self
+                .post(
+                    tls_config.clone(),
+                    ENROLL_CHALLENGE_PATH,
+                    "the TPM evidence",
+                    body,
+                )
+                .await?;
+            let unhex = |field: &str, v: &str| {
+                hex::decode(v).map_err(|e| {
+                    EnrollFailure::Attestation(format!("the hub's {field} is not hex: {e}"))
+                })
+            };
+            let (blob, secret, nonce) = (
+                unhex("credential_blob", &challenge.credential_blob)?,
+                unhex("encrypted_secret", &challenge.encrypted_secret)?,
+                unhex("nonce", &challenge.nonce)?,
+            );
+            let answer = tpm_job(key, move |a| a.answer(&evidence, &blob, &secret, &nonce)).await?;
+            request.attestation = Some(TpmActivation {
+                challenge_id: challenge.challenge_id,
+                secret: hex::encode(&answer.secret),
+                certify_info: hex::encode(&answer.certify_info),
+                certify_signature: hex::encode(&answer.certify_signature),
+            });
+            let body =
+                serde_json::to_vec(&request).map_err(|e| EnrollFailure::Csr(e.to_string()))?;
+            match self
+                .post(tls_config.clone(), ENROLL_PATH, "enrollment", body)
+                .await
+            {
+                Err(EnrollFailure::Refused {
+                    code: Some(EnrollErrorCode::ChallengeExpired),
+                    ..
+                }) if again => {
+                    tracing::info!("the hub's challenge expired; attesting again");
+                    again = false;
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Renews the current (valid) certificate over mTLS: a new CSR by the same key, a new
@@ -343,7 +439,7 @@ impl Identity {
         };
         let body = serde_json::to_vec(&request).map_err(|e| EnrollFailure::Csr(e.to_string()))?;
         let tls_config = self.client_config().map_err(EnrollFailure::CannotRenew)?;
-        let resp = self.post(tls_config, RENEW_PATH, "renewal", body).await?;
+        let resp: EnrollResponse = self.post(tls_config, RENEW_PATH, "renewal", body).await?;
         if resp.device_id != id {
             return Err(EnrollFailure::BadCertificate(format!(
                 "the hub renewed {} instead of {id}",
@@ -362,14 +458,14 @@ impl Identity {
         })
     }
 
-    /// One JSON POST to the hub; a 200 is an [`EnrollResponse`], anything else a failure.
-    async fn post(
+    /// One JSON POST to the hub; a 200 is a `T`, anything else a failure.
+    async fn post<T: serde::de::DeserializeOwned>(
         &self,
         tls_config: Arc<ClientConfig>,
         path: &str,
         what: &'static str,
         body: Vec<u8>,
-    ) -> Result<EnrollResponse, EnrollFailure> {
+    ) -> Result<T, EnrollFailure> {
         let mut client = HubClient::new(&self.hub, tls_config, self.request_timeout)
             .map_err(|e| unreachable(e.to_string()))?
             .with_time_floor(self.floor.clone());
@@ -396,7 +492,7 @@ impl Identity {
             });
         }
         serde_json::from_slice(&bytes)
-            .map_err(|e| EnrollFailure::BadCertificate(format!("not a certificate answer: {e}")))
+            .map_err(|e| EnrollFailure::BadCertificate(format!("not an answer to {what}: {e}")))
     }
 
     /// Checks an issued chain against our key and the id the hub named, then replaces the

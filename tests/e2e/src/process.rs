@@ -173,7 +173,14 @@ pub struct Agent {
 
 impl Agent {
     pub fn start(config: &Path) -> Result<Self> {
+        Self::start_with(config, &[])
+    }
+
+    /// Started with extra environment, e.g. libfaketime's `LD_PRELOAD` + `FAKETIME` for an
+    /// agent whose wall clock is wrong.
+    pub fn start_with(config: &Path, env: &[(&str, &str)]) -> Result<Self> {
         let mut cmd = Command::new(bin_path("outpost-agent"));
+        cmd.envs(env.iter().copied());
         // As the systemd unit in modules/agent.nix runs it.
         cmd.arg("--config")
             .arg(config)

@@ -1,8 +1,11 @@
-//! Device identity, enrollment v1: the real agent with its key in a real TPM (swtpm) enrolls
-//! by itself with a token from the real `outpost-hub token create`, uploads over mTLS signed by
-//! the TPM, keeps its identity across a restart; the file backend is marked software; expired
-//! and reused tokens and revoked devices are refused; short-lived certificates are renewed over
-//! mTLS before they expire, also across a hub outage, and the time floor is persisted.
+//! Device identity: the real agent with its key in a real TPM (swtpm manufactured with an EK
+//! certificate by a local "TPM vendor" CA the hub trusts) proves the key is in that TPM and
+//! enrolls by itself with a token from the real `outpost-hub token create`, uploads over mTLS
+//! signed by the TPM, keeps its identity across a restart and a reflash (the id is the EK's);
+//! a TPM from an untrusted vendor and revoked TPM devices are refused; the file backend is
+//! marked software; expired and reused tokens and revoked devices are refused; short-lived
+//! certificates are renewed over mTLS before they expire, also across a hub outage, and the
+//! time floor is persisted; an agent whose clock is years behind still uploads and says so.
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -10,8 +13,48 @@ use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
 use outpost_e2e::{bin_path, wait_for, Agent, DeviceDir, Fleet, Hub};
+use outpost_testkit::ek_ca::EkCa;
 use outpost_testkit::Swtpm;
 use serde_json::Value;
+
+/// Makes the hub trust EK certificates from `ca` (edits `ek_ca = []` in init's hub.toml).
+fn trust_ek_ca(fleet: &Fleet, ca: &EkCa) -> Result<()> {
+    let text = std::fs::read_to_string(fleet.hub_config())?;
+    ensure!(
+        text.contains("\nek_ca = []\n"),
+        "hub.toml has no empty ek_ca"
+    );
+    let list = format!(
+        "\nek_ca = [{:?}, {:?}]\n",
+        ca.root_cert().display().to_string(),
+        ca.issuer_cert().display().to_string()
+    );
+    std::fs::write(fleet.hub_config(), text.replace("\nek_ca = []\n", &list))?;
+    Ok(())
+}
+
+/// A TPM made by `ca`'s factory, started.
+fn manufactured_tpm(ca: &EkCa, dir: &Path) -> Swtpm {
+    ca.manufacture(dir);
+    Swtpm::start(dir)
+}
+
+/// The device id a verifier computes from the TPM's EK certificate with tpm2-tools and
+/// openssl: hex SHA-256 of the EK's SubjectPublicKeyInfo.
+fn ek_id_by_openssl(tpm: &Swtpm, work: &Path) -> Result<String> {
+    std::fs::create_dir_all(work)?;
+    tpm.tool(work, &["tpm2_nvread", "0x01c00002", "-o", "ek.der"]);
+    let out = Command::new("sh")
+        .current_dir(work)
+        .args([
+            "-c",
+            "openssl x509 -inform DER -in ek.der -pubkey -noout | openssl pkey -pubin \
+             -outform DER | sha256sum | cut -d' ' -f1",
+        ])
+        .output()?;
+    ensure!(out.status.success());
+    Ok(String::from_utf8(out.stdout)?.trim().to_owned())
+}
 
 fn hub_cli(fleet: &Fleet, args: &[&str]) -> Result<Output> {
     let mut cmd = Command::new(bin_path("outpost-hub"));
@@ -99,7 +142,9 @@ fn cert_spki(cert: &Path) -> Result<Vec<u8>> {
 fn tpm_device_enrolls_by_itself_uploads_over_mtls_and_keeps_its_identity() -> Result<()> {
     let fleet = Fleet::init(1)?;
     let dev = fleet.device(1);
-    let tpm = Swtpm::start(&fleet.dir.join("swtpm"));
+    let vendor = EkCa::new(&fleet.dir.join("tpm-vendor"));
+    trust_ek_ca(&fleet, &vendor)?;
+    let tpm = manufactured_tpm(&vendor, &fleet.dir.join("swtpm"));
     let tok = token(&fleet, &[])?;
     use_identity(
         &dev,
@@ -132,7 +177,6 @@ fn tpm_device_enrolls_by_itself_uploads_over_mtls_and_keeps_its_identity() -> Re
         enrolled["backend"] == "tpm" && enrolled["key_protection"] == "tpm",
         "{enrolled}"
     );
-    ensure!(enrolled["public_key_sha256"] == id.as_str(), "{enrolled}");
     ensure!(
         enrolled["certificate"]["common_name"] == id.as_str(),
         "{enrolled}"
@@ -149,8 +193,8 @@ fn tpm_device_enrolls_by_itself_uploads_over_mtls_and_keeps_its_identity() -> Re
     ensure!(mode & 0o777 == 0o600, "certificate mode {mode:o}");
     let spki = cert_spki(&cert)?;
     ensure!(
-        outpost_proto::sha256_hex(&spki) == id,
-        "device id is not the key hash"
+        enrolled["public_key_sha256"] == outpost_proto::sha256_hex(&spki).as_str(),
+        "{enrolled}"
     );
 
     // Both records went over mTLS with the TPM key, under the enrolled id.
@@ -189,7 +233,118 @@ fn tpm_device_enrolls_by_itself_uploads_over_mtls_and_keeps_its_identity() -> Re
         from_tpm == spki,
         "tpm2_readpublic disagrees with the certificate"
     );
+    // The id is the EK's, as a verifier computes it from the TPM's EK certificate.
+    ensure!(
+        ek_id_by_openssl(&tpm, &fleet.dir.join("ek"))? == id,
+        "device id is not the EK's"
+    );
     ensure!(hub.terminate()?, "hub exit status");
+    Ok(())
+}
+
+#[test]
+fn tpm_identity_survives_a_reflash_and_untrusted_or_revoked_tpms_are_refused_until_allowed(
+) -> Result<()> {
+    let fleet = Fleet::init(2)?;
+    let vendor = EkCa::new(&fleet.dir.join("tpm-vendor"));
+    trust_ek_ca(&fleet, &vendor)?;
+    // The vendor's CA files exist once it made its first TPM.
+    let tpm_one = manufactured_tpm(&vendor, &fleet.dir.join("swtpm-1"));
+    let mut hub = Hub::start(&fleet.hub_config())?;
+
+    // Device 1: a genuine TPM enrolls on demand.
+    let one = fleet.device(1);
+    use_identity(
+        &one,
+        &format!("backend = \"tpm\"\ntcti = \"{}\"", tpm_one.tcti()),
+    )?;
+    let mut agent = Agent::start(&one.config)?;
+    wait_enrollment(&one, "not_enrolled", Duration::from_secs(10))?;
+    let out = one.ctl(&["enroll", "--token", &token(&fleet, &[])?], None)?;
+    ensure!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let id = identity(&one)?["device_id"]
+        .as_str()
+        .context("id")?
+        .to_owned();
+    let key_before = identity(&one)?["public_key_sha256"].clone();
+    ensure!(agent.terminate()?);
+
+    // Reflash: the state partition is new (no key blob, no certificate). A new key, but the
+    // same TPM: the same device id.
+    std::fs::remove_dir_all(one.dir.join("state"))?;
+    let mut agent = Agent::start(&one.config)?;
+    wait_enrollment(&one, "not_enrolled", Duration::from_secs(10))?;
+    let out = one.ctl(&["enroll", "--token", &token(&fleet, &[])?], None)?;
+    ensure!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let after = identity(&one)?;
+    ensure!(after["device_id"] == id.as_str(), "{after}");
+    ensure!(after["public_key_sha256"] != key_before, "{after}");
+    publish(&one, r#"{"after":"reflash"}"#)?;
+    wait_records(&fleet, &id, 1)?;
+
+    // Revoked: it cannot come back with a fresh token, not even after another reflash.
+    let out = hub_cli(&fleet, &["device", "revoke", &id])?;
+    ensure!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    ensure!(agent.terminate()?);
+    std::fs::remove_dir_all(one.dir.join("state"))?;
+    let mut agent = Agent::start(&one.config)?;
+    wait_enrollment(&one, "not_enrolled", Duration::from_secs(10))?;
+    ctl_fails_with(
+        &one,
+        &["enroll", "--token", &token(&fleet, &[])?],
+        "revoked",
+    )?;
+    // Until an operator allows it again: then the same TPM is the same device.
+    let out = hub_cli(&fleet, &["device", "allow", &id])?;
+    ensure!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = one.ctl(&["enroll", "--token", &token(&fleet, &[])?], None)?;
+    ensure!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    ensure!(identity(&one)?["device_id"] == id.as_str());
+    publish(&one, r#"{"after":"allow"}"#)?;
+    wait_records(&fleet, &id, 2)?;
+    ensure!(agent.terminate()?);
+
+    // Device 2: a TPM from a vendor the hub does not trust.
+    let two = fleet.device(2);
+    let other_vendor = EkCa::new(&fleet.dir.join("other-vendor"));
+    let tpm_two = manufactured_tpm(&other_vendor, &fleet.dir.join("swtpm-2"));
+    use_identity(
+        &two,
+        &format!("backend = \"tpm\"\ntcti = \"{}\"", tpm_two.tcti()),
+    )?;
+    let mut agent_two = Agent::start(&two.config)?;
+    wait_enrollment(&two, "not_enrolled", Duration::from_secs(10))?;
+    let tok = token(&fleet, &[])?;
+    ctl_fails_with(
+        &two,
+        &["enroll", "--token", &tok],
+        "not issued by a trusted TPM manufacturer",
+    )?;
+    // The refusal did not spend the single-use token.
+    let devices: Value = serde_json::from_slice(&hub_cli(&fleet, &["devices", "--json"])?.stdout)?;
+    ensure!(devices.as_array().map(Vec::len) == Some(1), "{devices}");
+    ensure!(agent_two.terminate()? && hub.terminate()?);
+    drop((tpm_one, tpm_two));
     Ok(())
 }
 
@@ -414,4 +569,55 @@ fn cert_spki_of(pem: &[u8]) -> Result<Vec<u8>> {
     let path = dir.path().join("c.pem");
     std::fs::write(&path, pem)?;
     cert_spki(&path)
+}
+
+/// libfaketime's preload library (Debian's `faketime` package).
+fn libfaketime() -> Result<String> {
+    let out = Command::new("dpkg").args(["-L", "libfaketime"]).output()?;
+    String::from_utf8(out.stdout)?
+        .lines()
+        .find(|l| l.ends_with("/libfaketime.so.1"))
+        .map(str::to_owned)
+        .context("libfaketime.so.1 not found (apt-get install faketime; scripts/setup does)")
+}
+
+/// The RTC battery died: after a restart the device's clock says 2021, years before its
+/// certificate's notBefore and the hub's. The agent judges certificates at its persisted time
+/// floor instead, so it still connects and uploads, and it logs that the clock is wrong.
+#[test]
+fn an_agent_whose_clock_is_years_behind_still_uploads_and_says_the_clock_is_wrong() -> Result<()> {
+    let fleet = Fleet::init(1)?;
+    let mut hub = Hub::start(&fleet.hub_config())?;
+    let dev = fleet.device(1);
+    let tok = token(&fleet, &[])?;
+    use_identity(
+        &dev,
+        &format!("backend = \"file\"\nkey_file = \"device-id.key\"\ntoken = \"{tok}\""),
+    )?;
+    let mut agent = Agent::start(&dev.config)?;
+    let enrolled = wait_enrollment(&dev, "enrolled", Duration::from_secs(15))?;
+    let id = enrolled["device_id"].as_str().context("id")?.to_owned();
+    ensure!(agent.terminate()?);
+
+    let lib = libfaketime()?;
+    let mut agent = Agent::start_with(
+        &dev.config,
+        &[
+            ("LD_PRELOAD", lib.as_str()),
+            ("FAKETIME", "@2021-01-01 00:00:00"),
+            // Timers and timeouts keep real time; only the wall clock is wrong.
+            ("FAKETIME_DONT_FAKE_MONOTONIC", "1"),
+        ],
+    )?;
+    publish(&dev, r#"{"clock":"2021"}"#)?;
+    wait_records(&fleet, &id, 1)?;
+    let view = identity(&dev)?;
+    ensure!(view["enrollment"] == "enrolled", "{view}");
+    let log = std::fs::read_to_string(dev.config.with_file_name("agent.log"))?;
+    ensure!(
+        log.contains("the system clock is behind the time floor") && log.contains("2021-01-01"),
+        "no clock warning in the agent log:\n{log}"
+    );
+    ensure!(agent.terminate()? && hub.terminate()?);
+    Ok(())
 }
