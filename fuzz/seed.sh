@@ -7,6 +7,7 @@
 #                       the layout in the fuzz entry point: even = single, odd = redundant)
 #   bundle_cms          openssl cms -sign, encapsulated (verity-style) and detached (plain-style)
 #   bundle_trailer_cms  payload || CMS || u64 BE len(CMS), as RAUC writes a bundle
+#   caibx               casync make of small files (default and tiny chunk sizes, both digests)
 # Tools that are missing are skipped with a note (the fuzzer then starts from the text seeds or
 # from nothing). Idempotent: re-running overwrites the same files. The fuzzer adds its own
 # findings to the same folders; `rm -rf fuzz/corpus` starts over.
@@ -14,7 +15,7 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 corpus="$here/corpus"
-targets=(bundle_manifest bundle_trailer_cms bundle_cms grubenv ubootenv fw_env_config legacy_ingest)
+targets=(bundle_manifest bundle_trailer_cms bundle_cms grubenv ubootenv fw_env_config legacy_ingest caibx tpm_evidence)
 for t in "${targets[@]}"; do mkdir -p "$corpus/$t"; done
 
 tmp=$(mktemp -d)
@@ -28,6 +29,17 @@ for t in "${targets[@]}"; do
         cp "$here/seeds/$t"/* "$corpus/$t/"
     fi
 done
+
+# --- caibx -------------------------------------------------------------------------------------
+if have casync; then
+    head -c 200000 /dev/urandom >"$tmp/blob"
+    casync make --store="$tmp/store" "$corpus/caibx/default.caibx" "$tmp/blob" >/dev/null 2>&1 ||
+        note "casync make failed"
+    casync make --chunk-size=64:256:1024 --digest=sha256 --store="$tmp/store" \
+        "$corpus/caibx/tiny-sha256.caibx" "$tmp/blob" >/dev/null 2>&1 || note "casync make failed"
+else
+    note "casync not installed: no caibx seeds"
+fi
 
 # --- grubenv -----------------------------------------------------------------------------------
 if have grub-editenv; then
