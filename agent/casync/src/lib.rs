@@ -8,12 +8,16 @@ mod chunk_file;
 mod chunker;
 mod digest;
 mod error;
+mod extract;
 mod index;
 mod make;
+mod seed;
 
 pub use chunk_file::{compress, decompress_verified, verify};
 pub use chunker::{ChunkSizes, Chunker, WINDOW};
 pub use digest::{ChunkId, Digest};
 pub use error::CasyncError;
+pub use extract::{extract, ExtractError, ExtractStats};
 pub use index::{Chunk, Index, BLOB_DEFAULT_FLAGS, CA_FORMAT_SHA512_256, MAX_CHUNKS};
 pub use make::make_index;
+pub use seed::{plan, Plan, SeedChunk, SeedMap};

@@ -1,0 +1,212 @@
+//! Delta extraction: image v2 is v1 (an ext4 image made with `mkfs.ext4 -d`) with about 5% of
+//! its files changed. With v1 as the seed, our extraction of v2 from a store made by the real
+//! `casync make` fetches only the chunks missing from the seed, verifies every chunk, and
+//! writes the same bytes as `casync extract --seed`.
+
+use std::io::Cursor;
+use std::path::Path;
+use std::process::Command;
+
+use outpost_casync::{
+    extract, make_index, plan, ChunkId, ChunkSizes, Index, SeedMap, BLOB_DEFAULT_FLAGS,
+};
+
+fn run(cmd: &mut Command) {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn fill(dir: &Path, files: usize, version: u64) {
+    std::fs::create_dir_all(dir).unwrap();
+    for i in 0..files {
+        // Every 20th file changes between versions: ~5% of the files.
+        let v = if i % 20 == 7 { version } else { 1 };
+        let mut x = (i as u64 + 1) * 0x9e37_79b9 + v * 0x1234_5678_9abc;
+        let body: Vec<u8> = (0..(16 << 10) + i * 97)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        std::fs::write(dir.join(format!("file-{i:04}.bin")), body).unwrap();
+    }
+}
+
+fn ext4(dir: &Path, image: &Path) {
+    run(Command::new("mkfs.ext4")
+        .args([
+            "-q",
+            "-F",
+            "-b",
+            "4096",
+            "-U",
+            "6f9619ff-8b86-d011-b42d-00cf4fc964ff",
+        ])
+        .args(["-E", "hash_seed=6f9619ff-8b86-d011-b42d-00cf4fc964ff", "-d"])
+        .arg(dir)
+        .arg(image)
+        .arg("48M")
+        .env("E2FSPROGS_FAKE_TIME", "1700000000"));
+}
+
+#[test]
+fn v1_seeds_most_of_v2_and_only_missing_chunks_are_fetched_and_verified() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    fill(&d.join("v1"), 400, 1);
+    fill(&d.join("v2"), 400, 2);
+    ext4(&d.join("v1"), &d.join("v1.img"));
+    ext4(&d.join("v2"), &d.join("v2.img"));
+    run(Command::new("casync")
+        .args(["make", "--store=store.castr", "v2.caibx", "v2.img"])
+        .current_dir(d));
+    let index = Index::parse(&std::fs::read(d.join("v2.caibx")).unwrap()).unwrap();
+    let v1 = std::fs::read(d.join("v1.img")).unwrap();
+    let v2 = std::fs::read(d.join("v2.img")).unwrap();
+
+    let mut seeds = SeedMap::new();
+    seeds
+        .add_seed(v1.as_slice(), index.sizes, index.digest(), |_| {})
+        .unwrap();
+    let plan = plan(&index, &seeds);
+    // Everything not seeded is fetched once per distinct chunk (repeats are copied locally).
+    let not_seeded = v2.len() as u64 - plan.seeded_bytes;
+    assert!(plan.fetch_bytes <= not_seeded && not_seeded - plan.fetch_bytes <= repeated(&index));
+    assert!(
+        plan.fetch_bytes * 4 < v2.len() as u64,
+        "fetch {} of {}",
+        plan.fetch_bytes,
+        v2.len()
+    );
+
+    eprintln!(
+        "v2: {} bytes in {} chunks; from the v1 seed {} bytes; to fetch {} bytes in {} chunks",
+        v2.len(),
+        index.len(),
+        plan.seeded_bytes,
+        plan.fetch_bytes,
+        plan.fetch.len()
+    );
+    let mut fetched: Vec<ChunkId> = Vec::new();
+    let mut out = Cursor::new(Vec::new());
+    let stats = extract(
+        &index,
+        &plan,
+        &mut [Cursor::new(&v1)],
+        |id| {
+            fetched.push(*id);
+            std::fs::read(d.join("store.castr").join(id.store_path()))
+        },
+        &mut out,
+        |_| {},
+    )
+    .unwrap();
+    assert_eq!(out.into_inner(), v2);
+    assert_eq!(
+        fetched, plan.fetch,
+        "fetched exactly the planned chunks, once each"
+    );
+    assert_eq!(stats.seeded_bytes, plan.seeded_bytes);
+    assert_eq!(stats.stale_seed_chunks, 0);
+
+    // casync extract with the same seed and store writes the same image.
+    run(Command::new("casync")
+        .args([
+            "extract",
+            "--store=store.castr",
+            "--seed=v1.img",
+            "v2.caibx",
+            "by-casync.img",
+        ])
+        .current_dir(d));
+    assert_eq!(std::fs::read(d.join("by-casync.img")).unwrap(), v2);
+}
+
+/// Bytes of chunks that repeat an earlier chunk of the same index.
+fn repeated(index: &Index) -> u64 {
+    let mut seen = std::collections::HashSet::new();
+    index
+        .chunks()
+        .filter(|c| !seen.insert(c.id))
+        .map(|c| c.len)
+        .sum()
+}
+
+#[test]
+fn a_corrupt_chunk_or_a_changed_seed_is_never_written() {
+    let data: Vec<u8> = (0..3u32 << 18)
+        .flat_map(|i| (i.wrapping_mul(2_654_435_761)).to_le_bytes())
+        .collect();
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    let index = make_index::<_, std::io::Error>(
+        data.as_slice(),
+        BLOB_DEFAULT_FLAGS,
+        ChunkSizes::default(),
+        |id, chunk| {
+            let p = store.join(id.store_path());
+            std::fs::create_dir_all(p.parent().unwrap())?;
+            std::fs::write(p, outpost_casync::compress(chunk))
+        },
+    )
+    .unwrap();
+    // The seed changed after it was indexed: its chunks are re-fetched, not trusted.
+    let mut seeds = SeedMap::new();
+    seeds
+        .add_seed(data.as_slice(), index.sizes, index.digest(), |_| {})
+        .unwrap();
+    let plan = plan(&index, &seeds);
+    assert!(plan.fetch.is_empty());
+    let mut changed = data.clone();
+    changed[100_000] ^= 1;
+    let mut out = Cursor::new(Vec::new());
+    let stats = extract(
+        &index,
+        &plan,
+        &mut [Cursor::new(&changed)],
+        |id| std::fs::read(store.join(id.store_path())),
+        &mut out,
+        |_| {},
+    )
+    .unwrap();
+    assert_eq!(stats.stale_seed_chunks, 1);
+    assert_eq!(out.into_inner(), data);
+
+    // A store chunk with other content: extraction stops before writing it.
+    let victim = index.chunks().nth(2).unwrap();
+    let other = index.chunks().nth(3).unwrap();
+    std::fs::copy(
+        store.join(other.id.store_path()),
+        store.join(victim.id.store_path()),
+    )
+    .unwrap();
+    let nothing = SeedMap::new();
+    let plan = outpost_casync::plan(&index, &nothing);
+    let mut out = Cursor::new(Vec::new());
+    let err = extract(
+        &index,
+        &plan,
+        &mut [] as &mut [Cursor<Vec<u8>>],
+        |id| std::fs::read(store.join(id.store_path())),
+        &mut out,
+        |_| {},
+    )
+    .unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains(&victim.id.to_hex())
+            && (msg.contains("wrong content") || msg.contains("decompress")),
+        "{msg}"
+    );
+    assert_eq!(
+        out.into_inner().len() as u64,
+        victim.start,
+        "nothing of the bad chunk written"
+    );
+}
