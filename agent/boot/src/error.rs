@@ -44,6 +44,25 @@ pub enum BootError {
     NotUtf8 { name: String },
     #[error("slot {slot} is not one of the configured slots")]
     UnknownSlot { slot: String },
+    #[error("no systemd-boot entry for slot {slot} in {dir} (expected {expected})")]
+    NoEntry {
+        slot: String,
+        dir: PathBuf,
+        expected: String,
+    },
+    #[error("slot {slot} has two systemd-boot entries: {first} and {second}")]
+    DuplicateEntry {
+        slot: String,
+        first: PathBuf,
+        second: PathBuf,
+    },
+    #[error(
+        "slot {slot} is armed, but systemd-boot would boot {chosen}: it sorts first (a newer \
+         os-release version or sort key) or a default pattern selects it"
+    )]
+    NotPrimary { slot: String, chosen: String },
+    #[error("{what}: the boot choice then depends on state the agent cannot set")]
+    Unmodelled { what: String },
     #[error("{program}: {reason}")]
     Script { program: PathBuf, reason: String },
     #[error("{program} {args:?} exited with {status}")]

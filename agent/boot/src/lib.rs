@@ -11,10 +11,11 @@
 //! | [`ubootenv`], [`fw_env_config`] | [`uboot`] | U-Boot env: `BOOT_ORDER`, `BOOT_<slot>_LEFT` |
 //! | -              | [`custom`]     | an integrator's script (RAUC custom protocol)    |
 //! | [`rpi_tryboot::Autoboot`] | [`rpi_tryboot`] | Raspberry Pi `autoboot.txt` (`tryboot_a_b`) |
-//! | [`systemd_boot::EntryName`] | (renames only) | systemd-boot counting `name+LEFT-DONE.efi` |
+//! | [`systemd_boot::name`], [`systemd_boot::menu`], [`systemd_boot::uki`] | [`systemd_boot`] | systemd-boot entries `outpost_<gen>-<slot>+LEFT-DONE.efi` |
 //!
 //! Every file write is power-cut safe: whole files are replaced with [`atomic_file`] (temp,
-//! fsync, rename, fsync dir); a redundant U-Boot env is written to its inactive copy.
+//! fsync, rename, fsync dir); a redundant U-Boot env is written to its inactive copy;
+//! systemd-boot entries are only renamed (one `rename(2)` and a directory fsync per call).
 #![forbid(unsafe_code)]
 
 pub mod bootloader;

@@ -18,7 +18,6 @@
 //! | [`state_file`] | the persisted gate state, replaced atomically | file |
 //! | [`runner`] | command, HTTP(S), uptime, systemd-unit and builtin checks (async, tokio) | yes |
 //! | [`driver`] | runs the gate against injected capabilities | yes |
-//! | [`sdboot`] | a systemd-boot [`outpost_boot::Bootloader`] over entry renames | files |
 //!
 //! # What each bootloader shows the gate (facts from `outpost-boot`)
 //!
@@ -27,7 +26,7 @@
 //! | GRUB | `state(B)=Bad`, `attempts_left=Some(0)` (GRUB set `B_TRY=1`) | the same! GRUB sets `_TRY=1` on every boot | `set_state(B,Good)`: `B_OK=1 B_TRY=0` | next boot skips B (`_TRY=1`): one attempt |
 //! | U-Boot | `LEFT` lowered, `state(B)=Good` while `LEFT>0` | the same: the script lowers `LEFT` on every boot | `set_state(B,Good)`: `LEFT=boot-attempts` | after `LEFT` reaches 0 (default 3 boots) |
 //! | rpi-tryboot | booted from `[tryboot]`: `state(B)=Bad`, `attempts_left=Some(1)` | `[all]` is B: `state=Good`, `attempts_left=None` | `[all]=[tryboot]=B` | any normal reboot uses `[all]` |
-//! | systemd-boot | entry `B+L-D`: counter present | blessed entry `B` (no counter) | rename to `B.efi` | systemd-boot skips `+0` entries |
+//! | systemd-boot (`outpost_boot::systemd_boot`) | entry `outpost_<g>-B+L-D`: counter present | blessed entry (no counter) | rename to `outpost_<g>-B.efi` | systemd-boot sorts `+0` entries last |
 //! | custom | no attempt count; `state` is the script's word | same | `set-state good` | the script's business |
 //!
 //! So GRUB, U-Boot and custom are *counting* backends: a routine boot of a committed slot
@@ -53,7 +52,6 @@ mod finish;
 pub mod gate;
 pub mod record;
 pub mod runner;
-pub mod sdboot;
 pub mod state_file;
 pub mod status;
 

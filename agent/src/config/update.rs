@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
+use outpost_boot::systemd_boot::{EntryKind, SystemdBootConfig};
 use outpost_boot::SlotName;
 use outpost_bundle::Purpose;
 use outpost_update::system_conf::{BootloaderKind, StatusLocation};
@@ -16,6 +17,10 @@ pub const DEFAULT_FW_ENV_CONFIG: &str = "/etc/fw_env.config";
 /// Where Raspberry Pi OS and NixOS mount the firmware partition.
 pub const DEFAULT_AUTOBOOT: &str = "/boot/firmware/autoboot.txt";
 const DEFAULT_GRUBENV: &str = "/boot/grub/grubenv";
+/// Where `modules/ab-layout.nix` (and most distributions) mount the ESP.
+pub const DEFAULT_ESP: &str = "/boot";
+/// efivarfs: systemd-boot's `LoaderEntryDefault`/`LoaderEntryOneShot` override the menu order.
+pub const DEFAULT_EFIVARS: &str = "/sys/firmware/efi/efivars";
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -27,6 +32,10 @@ pub(super) struct RawUpdate {
     fw_env_config: Option<PathBuf>,
     custom_backend: Option<PathBuf>,
     autoboot: Option<PathBuf>,
+    esp: Option<PathBuf>,
+    entries: Option<String>,
+    entry_prefix: Option<String>,
+    efivars: Option<PathBuf>,
     boot_attempts: Option<u32>,
     boot_attempts_primary: Option<u32>,
     data_directory: Option<PathBuf>,
@@ -157,6 +166,10 @@ fn reject_native_keys(raw: &RawUpdate) -> Result<(), String> {
         ("grubenv", raw.grubenv.is_some()),
         ("custom_backend", raw.custom_backend.is_some()),
         ("autoboot", raw.autoboot.is_some()),
+        ("esp", raw.esp.is_some()),
+        ("entries", raw.entries.is_some()),
+        ("entry_prefix", raw.entry_prefix.is_some()),
+        ("efivars", raw.efivars.is_some()),
         ("boot_attempts", raw.boot_attempts.is_some()),
         ("boot_attempts_primary", raw.boot_attempts_primary.is_some()),
         ("data_directory", raw.data_directory.is_some()),
@@ -194,21 +207,24 @@ fn native(
 ) -> Result<Native, String> {
     let compatible = raw
         .compatible
+        .clone()
         .ok_or("update.compatible is required (or set update.system_conf)")?;
     let bl = raw.bootloader.as_deref().ok_or(
-        "update.bootloader is required: grub, uboot, custom or rpi-tryboot (or set update.system_conf)",
+        "update.bootloader is required: grub, uboot, custom, rpi-tryboot or systemd-boot (or set update.system_conf)",
     )?;
     let bootloader = match bl {
         "grub" => BootloaderKind::Grub,
         "uboot" => BootloaderKind::Uboot,
         "custom" => BootloaderKind::Custom,
         "rpi-tryboot" => BootloaderKind::RpiTryboot,
+        "systemd-boot" => BootloaderKind::SystemdBoot,
         other => {
             return Err(format!(
-                "update.bootloader {other:?} is not grub, uboot, custom or rpi-tryboot"
-            ))
+            "update.bootloader {other:?} is not grub, uboot, custom, rpi-tryboot or systemd-boot"
+        ))
         }
     };
+    let systemd_boot = systemd_boot(&raw, bootloader, resolve_path)?;
     let keyring = raw
         .keyring
         .as_deref()
@@ -263,6 +279,7 @@ fn native(
         min_bundle_version: raw.min_version,
         variant_name: raw.variant,
         custom_backend: raw.custom_backend.as_deref().map(resolve_path),
+        systemd_boot,
         slots,
         ignored: Vec::new(),
     };
@@ -272,6 +289,66 @@ fn native(
         .map(resolve_path)
         .unwrap_or_else(|| DEFAULT_AUTOBOOT.into());
     Ok((system, parts, autoboot))
+}
+
+/// `esp`, `entries`, `entry_prefix`, `efivars` and `boot_attempts` (the tries of a fresh
+/// entry) for systemd-boot; refused with any other bootloader, where they would be ignored.
+fn systemd_boot(
+    raw: &RawUpdate,
+    bootloader: BootloaderKind,
+    resolve_path: &dyn Fn(&Path) -> PathBuf,
+) -> Result<Option<SystemdBootConfig>, String> {
+    if bootloader != BootloaderKind::SystemdBoot {
+        let set = [
+            ("esp", raw.esp.is_some()),
+            ("entries", raw.entries.is_some()),
+            ("entry_prefix", raw.entry_prefix.is_some()),
+            ("efivars", raw.efivars.is_some()),
+        ];
+        return match set.iter().find(|(_, present)| *present) {
+            Some((key, _)) => Err(format!(
+                "update.{key} is only used with bootloader = \"systemd-boot\""
+            )),
+            None => Ok(None),
+        };
+    }
+    let mut cfg = SystemdBootConfig::new(resolve_path(
+        raw.esp.as_deref().unwrap_or(Path::new(DEFAULT_ESP)),
+    ));
+    if let Some(dir) = &raw.entries {
+        cfg.kind = EntryKind::from_dir(dir).ok_or_else(|| {
+            format!("update.entries {dir:?} is not \"EFI/Linux\" (UKIs) or \"loader/entries\" (Type #1)")
+        })?;
+    }
+    if let Some(prefix) = &raw.entry_prefix {
+        // '+' would read as a boot counter, '/' as a directory; keep to SlotName's alphabet.
+        let ok = !prefix.is_empty()
+            && prefix.len() <= 64
+            && prefix
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+        if !ok {
+            return Err(format!(
+                "update.entry_prefix {prefix:?} must be 1 to 64 of [A-Za-z0-9_.-]"
+            ));
+        }
+        cfg.prefix = prefix.clone();
+    }
+    match raw.boot_attempts {
+        Some(0) => return Err("update.boot_attempts must be at least 1".into()),
+        Some(n) => cfg.tries = n,
+        None => {}
+    }
+    if raw.boot_attempts_primary.is_some() {
+        return Err(
+            "update.boot_attempts_primary is a U-Boot setting; systemd-boot uses boot_attempts"
+                .into(),
+        );
+    }
+    cfg.efivars = Some(resolve_path(
+        raw.efivars.as_deref().unwrap_or(Path::new(DEFAULT_EFIVARS)),
+    ));
+    Ok(Some(cfg))
 }
 
 fn native_slot(

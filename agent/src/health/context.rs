@@ -15,7 +15,7 @@ use crate::update::{context as update_context, InstallTracker, UpdateError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ContextError {
-    #[error("bootloader {0:?} has no health gate (supported: grub, uboot, custom, rpi-tryboot)")]
+    #[error("bootloader {0:?} has no health gate (supported: grub, uboot, custom, rpi-tryboot, systemd-boot)")]
     Unsupported(&'static str),
     #[error("this boot runs no slot (rauc.external): nothing to assess")]
     External,
@@ -37,6 +37,7 @@ pub fn family(kind: BootloaderKind) -> Result<BackendFamily, ContextError> {
         BootloaderKind::Uboot => BackendFamily::Uboot,
         BootloaderKind::Custom => BackendFamily::Custom,
         BootloaderKind::RpiTryboot => BackendFamily::RpiTryboot,
+        BootloaderKind::SystemdBoot => BackendFamily::SystemdBoot,
         BootloaderKind::Efi => return Err(ContextError::Unsupported("efi")),
         BootloaderKind::Barebox => return Err(ContextError::Unsupported("barebox")),
         BootloaderKind::Noop => return Err(ContextError::Unsupported("noop")),

@@ -22,6 +22,7 @@ pub fn bootloader_name(kind: BootloaderKind) -> &'static str {
         BootloaderKind::Custom => "custom",
         BootloaderKind::Noop => "noop",
         BootloaderKind::RpiTryboot => "rpi-tryboot",
+        BootloaderKind::SystemdBoot => "systemd-boot",
     }
 }
 

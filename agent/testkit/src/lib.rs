@@ -8,6 +8,7 @@
 //! * [`bundle`]: a manifest, a content folder and `rauc bundle`.
 //! * [`device`]: deterministic image bytes, slot files, a grubenv and snapshots of them.
 //! * [`swtpm`]: a private swtpm per test (TPM 2.0 simulator).
+//! * [`esp`]: a directory ESP with UKIs or Type #1 entries, and the real `bootctl list` of it.
 
 #![forbid(unsafe_code)]
 
@@ -15,6 +16,7 @@ pub mod bundle;
 pub mod cmd;
 pub mod device;
 pub mod ek_ca;
+pub mod esp;
 pub mod pki;
 pub mod swtpm;
 

@@ -1,10 +1,12 @@
-//! The bootloader backend a `system.conf` asks for, built from `outpost-boot`.
+//! The bootloader backend a `system.conf` (or the agent's native `[update]`) asks for, built
+//! from `outpost-boot`.
 
 use std::path::Path;
 
 use outpost_boot::custom::CustomBackend;
 use outpost_boot::fw_env_config::FwEnvConfig;
 use outpost_boot::grub::GrubBackend;
+use outpost_boot::systemd_boot::SystemdBootBackend;
 use outpost_boot::uboot::UbootBackend;
 use outpost_boot::Bootloader;
 
@@ -18,6 +20,8 @@ pub enum BackendError {
         "bootloader rpi-tryboot needs each slot's boot partition; open it with RpiTrybootBackend"
     )]
     NeedsPartitions,
+    #[error("bootloader systemd-boot needs the ESP (update.esp in the agent configuration)")]
+    NoEsp,
     #[error("bootloader=custom needs [handlers] bootloader-custom-backend")]
     NoCustomBackend,
     #[error("reading {path}: {source}")]
@@ -66,6 +70,10 @@ pub fn open_bootloader(
                 );
             }
             Box::new(b)
+        }
+        BootloaderKind::SystemdBoot => {
+            let cfg = conf.systemd_boot.clone().ok_or(BackendError::NoEsp)?;
+            Box::new(SystemdBootBackend::new(cfg, slots))
         }
         BootloaderKind::Barebox => return Err(BackendError::Unsupported("barebox")),
         BootloaderKind::Efi => return Err(BackendError::Unsupported("efi")),

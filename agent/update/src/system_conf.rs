@@ -9,6 +9,7 @@
 
 use std::path::{Path, PathBuf};
 
+use outpost_boot::systemd_boot::SystemdBootConfig;
 use outpost_boot::SlotName;
 
 use crate::keyfile::{self, Group, KeyFile, KeyFileError};
@@ -27,6 +28,11 @@ pub enum BootloaderKind {
     /// parsed from `system.conf`: the agent's native `[update]` configuration sets it, together
     /// with each slot's boot partition, and opens the backend itself.
     RpiTryboot,
+    /// systemd-boot with boot counting in the entry file names. Not a RAUC bootloader either
+    /// (RAUC 1.8's `efi` drives `BootOrder`/`BootNext` through efibootmgr, which is something
+    /// else): set by the native `[update]` configuration with the ESP in
+    /// [`SystemConfig::systemd_boot`].
+    SystemdBoot,
 }
 
 impl BootloaderKind {
@@ -74,6 +80,8 @@ pub struct SystemConfig {
     pub variant_name: Option<String>,
     /// `[handlers] bootloader-custom-backend=`.
     pub custom_backend: Option<PathBuf>,
+    /// systemd-boot only: the ESP and how the slots' entries are named (native config only).
+    pub systemd_boot: Option<SystemdBootConfig>,
     pub slots: SlotTable,
     /// `group/key` of settings RAUC knows that this engine does not act on.
     pub ignored: Vec<String>,
@@ -225,6 +233,7 @@ impl SystemConfig {
             min_bundle_version: string(sys, "min-bundle-version")?,
             variant_name: string(sys, "variant-name")?,
             custom_backend,
+            systemd_boot: None,
             slots,
             ignored,
         })

@@ -1,5 +1,5 @@
-//! systemd-boot boot counting ("Automatic Boot Assessment"): the counter lives in the entry's
-//! file name, `<stem>+<left>[-<done>].<conf|efi>` (Type #1 entries in `loader/entries/`, UKIs in
+//! The boot-counting file name codec (pure) and the one file operation the backend does:
+//! `<stem>+<left>[-<done>].<conf|efi>` (Type #1 entries in `loader/entries/`, UKIs in
 //! `EFI/Linux/`).
 //!
 //! - systemd-boot, before booting an entry with `left > 0`, renames it to `+<left-1>-<done+1>`;
@@ -7,12 +7,8 @@
 //! - `systemd-bless-boot good` renames to `<stem>.<ext>` (no counter: "good", never counted
 //!   again); `bad` renames to `<stem>+0-<done>.<ext>`.
 //!
-//! This module has the pure name codec and the two renames (each a single `rename(2)` plus a
-//! directory fsync, so a cut leaves the old or the new name). It does not implement
-//! [`crate::Bootloader`] yet: choosing the *primary* entry needs either the `default` pattern in
-//! `loader.conf` or the `LoaderEntryDefault` EFI variable, and how systemd-boot combines an
-//! explicit default with a bad (`+0`) entry has not been verified against a real systemd-boot
-//! (no `bootctl` here). See the crate report's TODO.
+//! [`rename_entry`] is a single `rename(2)` plus a directory fsync, so a power cut leaves the old
+//! or the new name, never both and never neither.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -184,6 +180,19 @@ pub fn rename_entry(path: &Path, to: &EntryName) -> Result<PathBuf, BootError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let target = dir.join(to.file_name());
     if target != path {
+        // rename(2) would silently replace a file of that name; two files for one slot would
+        // then have become one. Only this process renames (single writer), so the check is
+        // not racy in practice.
+        if fs::symlink_metadata(&target).is_ok() {
+            return Err(BootError::io(
+                "rename",
+                path,
+                std::io::Error::new(
+                    std::io::ErrorKind::AlreadyExists,
+                    format!("{} already exists", target.display()),
+                ),
+            ));
+        }
         fs::rename(path, &target).map_err(|e| BootError::io("rename", path, e))?;
         fs::File::open(dir)
             .and_then(|d| d.sync_all())

@@ -1,9 +1,12 @@
 //! Tests against the real peers: `grub-editenv` (grub-common), `fw_printenv`/`fw_setenv`
-//! (libubootenv-tool) and shell scripts speaking RAUC's custom backend protocol.
+//! (libubootenv-tool), shell scripts speaking RAUC's custom backend protocol, and `bootctl`
+//! (systemd-boot) reading a directory ESP.
 //! Install the tools with `apt-get install -y grub-common libubootenv-tool`.
 
 mod custom;
 mod grub;
+mod sdboot;
+mod sdboot_power_cut;
 mod uboot;
 
 use std::path::Path;

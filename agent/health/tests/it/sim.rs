@@ -13,12 +13,14 @@ use outpost_boot::fw_env_config::FwEnvConfig;
 use outpost_boot::grub::GrubBackend;
 use outpost_boot::grubenv::GrubEnv;
 use outpost_boot::rpi_tryboot::{Autoboot, RpiTrybootBackend};
-use outpost_boot::systemd_boot::{find_entry, rename_entry, Assessment, EntryName};
+use outpost_boot::systemd_boot::esp::Esp;
+use outpost_boot::systemd_boot::{
+    rename_entry, EntryKind, EntryName, SystemdBootBackend, SystemdBootConfig,
+};
 use outpost_boot::uboot::UbootBackend;
 use outpost_boot::ubootenv::{Layout, UbootEnv};
 use outpost_boot::{Bootloader, SlotName, SlotState};
 use outpost_health::driver::{BootContext, Capabilities, Driver, DriverError};
-use outpost_health::sdboot::SdBootBackend;
 use outpost_health::state_file::ActivationKey;
 use outpost_health::{BackendFamily, GateState, HealthConfig, HealthRecord, Outcome};
 
@@ -46,8 +48,6 @@ pub struct Device {
     pub boot_no: u32,
     /// rpi: the next reboot is `reboot "0 tryboot"`.
     tryboot_next: bool,
-    /// systemd-boot sorts the newest entry first.
-    newest: SlotName,
     central: HashMap<String, (ActivationKey, Option<String>)>,
     pub units: Arc<Units>,
     pub reboots: Arc<Reboots>,
@@ -103,9 +103,17 @@ impl Device {
                 .unwrap();
             }
             Kind::SdBoot => {
-                std::fs::create_dir(path.join("entries")).unwrap();
-                std::fs::write(path.join("entries/outpost-A.conf"), "title A\n").unwrap();
-                std::fs::write(path.join("entries/outpost-B.conf"), "title B\n").unwrap();
+                // A directory ESP with Type #1 entries; A is primary (higher generation).
+                std::fs::create_dir_all(path.join("esp/loader/entries")).unwrap();
+                for (entry, kernel) in [("outpost_1-A", "vmlinuz-a"), ("outpost_0-B", "vmlinuz-b")]
+                {
+                    std::fs::write(path.join("esp").join(kernel), "kernel").unwrap();
+                    std::fs::write(
+                        path.join(format!("esp/loader/entries/{entry}.conf")),
+                        format!("title {entry}\nlinux /{kernel}\n"),
+                    )
+                    .unwrap();
+                }
             }
         }
         let mut d = Device {
@@ -115,7 +123,6 @@ impl Device {
             booted: s("A"),
             boot_no: 0,
             tryboot_next: false,
-            newest: s("A"),
             central: HashMap::new(),
             units: arc(Units::default()),
             reboots: arc(Reboots::default()),
@@ -140,11 +147,11 @@ impl Device {
                 self.dir.join("autoboot.txt"),
                 vec![(s("A"), 2), (s("B"), 3)],
             )),
-            Kind::SdBoot => Arc::new(SdBootBackend::new(
-                self.dir.join("entries"),
-                "conf",
-                vec![(s("A"), "outpost-A".into()), (s("B"), "outpost-B".into())],
-            )),
+            Kind::SdBoot => {
+                let mut cfg = SystemdBootConfig::new(self.dir.join("esp"));
+                cfg.kind = EntryKind::Type1;
+                Arc::new(SystemdBootBackend::new(cfg, ab))
+            }
         }
     }
 
@@ -176,7 +183,6 @@ impl Device {
         e.1 = Some(version.to_owned());
         bl.set_primary(&s(slot)).unwrap();
         self.tryboot_next = true;
-        self.newest = s(slot);
     }
 
     /// The firmware/bootloader picks a slot (and counts the attempt), then the OS starts.
@@ -252,27 +258,23 @@ impl Device {
         }
     }
 
-    /// systemd-boot: newest entry first, `+0` entries skipped; a counted entry is renamed
+    /// systemd-boot: the default entry of its menu (`outpost_boot::systemd_boot::menu`,
+    /// checked against bootctl in outpost-boot's tests); a counted entry is renamed
     /// `+<left-1>-<done+1>` before it boots.
     fn sdboot_boot(&self) -> SlotName {
-        let other = if self.newest == s("A") {
-            s("B")
-        } else {
-            s("A")
+        let esp = Esp {
+            root: self.dir.join("esp"),
+            efivars: None,
         };
-        for slot in [self.newest.clone(), other] {
-            let dir = self.dir.join("entries");
-            let (path, name) = find_entry(&dir, &format!("outpost-{slot}"), "conf")
-                .unwrap()
-                .unwrap();
-            if name.assessment() == Assessment::Bad {
-                continue;
-            }
-            let next: EntryName = name.after_boot_attempt();
-            rename_entry(&path, &next).unwrap();
-            return slot;
-        }
-        panic!("systemd-boot found no bootable entry")
+        let menu = esp.scan().unwrap();
+        let (path, entry) = menu
+            .default_entry()
+            .expect("systemd-boot found no entry")
+            .clone();
+        let next: EntryName = entry.name.after_boot_attempt();
+        rename_entry(&path, &next).unwrap();
+        let bootname = entry.name.stem.rsplit_once('-').unwrap().1;
+        s(bootname)
     }
 
     pub fn driver(&self, config: &HealthConfig) -> Driver {

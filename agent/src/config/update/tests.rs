@@ -175,3 +175,60 @@ fn invalid_update_sections_are_errors() {
     assert_eq!(u.boot_partitions.len(), 1);
     assert_eq!(u.autoboot, Path::new("/boot/firmware/autoboot.txt"));
 }
+
+#[test]
+fn systemd_boot_takes_the_esp_and_its_entry_naming() {
+    let with = |extra: &str| NATIVE.replace("bootloader = \"grub\"", extra);
+    let u = parse(&with("bootloader = \"systemd-boot\""))
+        .unwrap()
+        .update
+        .unwrap();
+    assert_eq!(u.system.bootloader, BootloaderKind::SystemdBoot);
+    let sd = u.system.systemd_boot.unwrap();
+    assert_eq!(sd.esp, Path::new("/boot"));
+    assert_eq!(sd.kind, outpost_boot::systemd_boot::EntryKind::Uki);
+    assert_eq!((sd.prefix.as_str(), sd.tries), ("outpost", 3));
+    assert_eq!(
+        sd.efivars.as_deref(),
+        Some(Path::new("/sys/firmware/efi/efivars"))
+    );
+
+    let u = parse(&with(
+        "bootloader = \"systemd-boot\"\nesp = \"esp\"\nentries = \"loader/entries\"\n\
+         entry_prefix = \"dev\"\nboot_attempts = 5",
+    ))
+    .unwrap()
+    .update
+    .unwrap();
+    let sd = u.system.systemd_boot.unwrap();
+    assert_eq!(
+        sd.esp,
+        Path::new("/etc/outpost/esp"),
+        "relative to the config"
+    );
+    assert_eq!(sd.kind, outpost_boot::systemd_boot::EntryKind::Type1);
+    assert_eq!((sd.prefix.as_str(), sd.tries), ("dev", 5));
+
+    for (extra, want) in [
+        (
+            "bootloader = \"systemd-boot\"\nentries = \"boot\"",
+            "update.entries",
+        ),
+        (
+            "bootloader = \"systemd-boot\"\nentry_prefix = \"a+b\"",
+            "entry_prefix",
+        ),
+        (
+            "bootloader = \"systemd-boot\"\nboot_attempts = 0",
+            "at least 1",
+        ),
+        ("bootloader = \"grub\"\nesp = \"/boot\"", "only used with"),
+    ] {
+        let err = parse(&with(extra)).unwrap_err().to_string();
+        assert!(err.contains(want), "{extra}\n=> {err}");
+    }
+    let err = parse("[update]\nsystem_conf = \"/etc/rauc/system.conf\"\nesp = \"/boot\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("update.esp cannot be combined"), "{err}");
+}

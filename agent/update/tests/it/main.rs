@@ -1,6 +1,7 @@
-//! Integration tests against the real rauc 1.8, grub-editenv and dbus-daemon.
+//! Integration tests against the real rauc 1.8, grub-editenv, dbus-daemon and bootctl.
 
 mod fixture;
 mod power_cut;
 mod rauc_compare;
 mod refusals;
+mod sdboot;
