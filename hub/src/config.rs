@@ -47,6 +47,15 @@ struct RawConfig {
     #[serde(default)]
     legacy_device_keys: BTreeMap<String, String>,
     enroll: Option<RawEnroll>,
+    #[serde(default)]
+    releases: RawReleases,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawReleases {
+    /// PEM CA certificate(s) that sign bundles; `release add` verifies against it.
+    keyring: Option<PathBuf>,
 }
 
 #[derive(Deserialize)]
@@ -150,6 +159,8 @@ pub struct Config {
     pub legacy_keys: LegacyKeys,
     /// `[enroll]`: devices may enroll with a token (`POST /v1/enroll`). `None`: they may not.
     pub enroll: Option<EnrollConfig>,
+    /// `[releases] keyring`: the bundle signers' CA(s); `None`: `release add` refuses.
+    pub releases_keyring: Option<PathBuf>,
 }
 
 /// `[enroll]`: the fleet CA that signs enrolled devices' certificates, and the policy.
@@ -259,7 +270,13 @@ impl Config {
                     .map(|(k, d)| (k.as_str(), d.as_str())),
             ),
             enroll,
+            releases_keyring: raw.releases.keyring.as_deref().map(resolve),
         })
+    }
+
+    /// Where published releases live: `data_dir/releases/<id>/`.
+    pub fn releases_dir(&self) -> PathBuf {
+        self.data_dir.join("releases")
     }
 
     pub fn db_path(&self) -> PathBuf {
@@ -298,6 +315,11 @@ refuse_software_keys = false
 # of the EK's public key). With neither, TPM devices cannot enroll.
 ek_ca = []
 ek_allowlist = []
+
+# Bundles the hub offers to devices (`outpost-hub release add`) are verified first against
+# this keyring: the CA certificate(s) that sign your RAUC bundles, as on the devices.
+[releases]
+# keyring = "bundle-ca.pem"
 
 # Reference-agent devices that authenticate with X-Device-Key instead of a client
 # certificate. Off unless at least one key is listed; keep this file private if you do.

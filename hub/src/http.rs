@@ -2,6 +2,7 @@
 //! bounded body reader.
 
 use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Body;
 use hyper::header::{HeaderValue, CONTENT_TYPE};
@@ -9,7 +10,16 @@ use hyper::{Response, StatusCode};
 use outpost_proto::ingest::ErrorBody;
 use serde::Serialize;
 
-pub type Resp = Response<Full<Bytes>>;
+/// Response bodies: small ones in memory, files streamed.
+pub type RespBody = BoxBody<Bytes, std::io::Error>;
+pub type Resp = Response<RespBody>;
+
+/// A body of bytes already in memory.
+pub fn full(bytes: impl Into<Bytes>) -> RespBody {
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed()
+}
 
 /// A refusal with its status; rendered as `{"error": "..."}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,7 +45,7 @@ pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Resp {
     match serde_json::to_vec(value) {
         Ok(mut body) => {
             body.push(b'\n');
-            let mut resp = Response::new(Full::new(Bytes::from(body)));
+            let mut resp = Response::new(full(body));
             *resp.status_mut() = status;
             resp.headers_mut()
                 .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -43,13 +53,20 @@ pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Resp {
         }
         // Our response types serialize infallibly; answer something sane regardless.
         Err(_) => {
-            let mut resp = Response::new(Full::new(Bytes::from_static(
+            let mut resp = Response::new(full(Bytes::from_static(
                 b"{\"error\":\"internal error\"}\n",
             )));
             *resp.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
             resp
         }
     }
+}
+
+/// An empty response with `status` (e.g. 204).
+pub fn full_response(status: StatusCode) -> Resp {
+    let mut resp = Response::new(full(Bytes::new()));
+    *resp.status_mut() = status;
+    resp
 }
 
 pub fn error(status: StatusCode, message: &str) -> Resp {

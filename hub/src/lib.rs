@@ -9,6 +9,7 @@
 pub mod config;
 pub mod devices;
 pub mod enroll;
+pub mod files;
 pub mod http;
 pub mod identity;
 pub mod ingest;
@@ -16,6 +17,7 @@ pub mod init;
 pub mod legacy;
 pub mod pki;
 pub mod records;
+pub mod releases;
 pub mod server;
 pub mod stats;
 pub mod store;

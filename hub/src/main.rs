@@ -58,6 +58,64 @@ enum Command {
     Token(TokenArgs),
     Devices(DevicesArgs),
     Device(DeviceArgs),
+    Release(ReleaseArgs),
+}
+
+/// Publish bundles for devices and list what is published.
+#[derive(Args, Debug)]
+struct ReleaseArgs {
+    #[command(subcommand)]
+    command: ReleaseCommand,
+}
+
+#[derive(Subcommand, Debug)]
+enum ReleaseCommand {
+    Add(ReleaseAddArgs),
+    List(ReleaseListArgs),
+}
+
+/// Verify a RAUC bundle and make it the current release of a channel.
+#[derive(Args, Debug)]
+#[command(
+    long_about = "\
+Verify BUNDLE against [releases] keyring in hub.toml (signature, chain, manifest: the checks a
+device makes), copy it (and with --store, its casync chunk store) under data_dir/releases/<id>/,
+and make it the current release of CHANNEL for the bundle's compatible. Devices of that
+compatible on that channel that run another version are offered it at their next
+GET /v1/updates. Adding an older bundle again makes it current again (a rollback).",
+    after_long_help = "\
+EXAMPLES:
+    outpost-hub release add --config ./outpost/hub.toml --channel stable update-2026.12.raucb
+    outpost-hub release add --config ./outpost/hub.toml --channel beta \\
+        --store update-2026.12.castr update-2026.12.raucb"
+)]
+struct ReleaseAddArgs {
+    /// Path to hub.toml.
+    #[arg(long, value_name = "FILE")]
+    config: PathBuf,
+    /// The channel devices follow (`[updates] channel` on the device).
+    #[arg(long, value_name = "NAME")]
+    channel: String,
+    /// The casync chunk store of a casync bundle (`rauc convert` writes it beside the bundle).
+    #[arg(long, value_name = "DIR")]
+    store: Option<PathBuf>,
+    /// Print the release as JSON.
+    #[arg(long)]
+    json: bool,
+    /// The RAUC bundle (.raucb).
+    #[arg(value_name = "BUNDLE")]
+    bundle: PathBuf,
+}
+
+/// List published releases, oldest first.
+#[derive(Args, Debug)]
+struct ReleaseListArgs {
+    /// Path to hub.toml.
+    #[arg(long, value_name = "FILE")]
+    config: PathBuf,
+    /// JSON array instead of a table.
+    #[arg(long)]
+    json: bool,
 }
 
 /// Manage enrollment tokens.
@@ -336,6 +394,12 @@ fn main() -> ExitCode {
         Command::Device(DeviceArgs {
             command: DeviceCommand::Allow(args),
         }) => run_allow(args),
+        Command::Release(ReleaseArgs {
+            command: ReleaseCommand::Add(args),
+        }) => run_release_add(args),
+        Command::Release(ReleaseArgs {
+            command: ReleaseCommand::List(args),
+        }) => run_release_list(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -507,6 +571,62 @@ fn run_revoke(args: RevokeArgs) -> anyhow::Result<()> {
     } else {
         write_stdout(&format!("{} was already revoked\n", args.id))
     }
+}
+
+fn run_release_add(args: ReleaseAddArgs) -> anyhow::Result<()> {
+    let config = Config::load(&args.config)?;
+    let mut store = open_or_create_store(&config)?;
+    let release = outpost_hub::releases::add(
+        &mut store,
+        &config.releases_dir(),
+        config.releases_keyring.as_deref(),
+        &args.bundle,
+        args.store.as_deref(),
+        &args.channel,
+        now_ms(),
+    )?;
+    if args.json {
+        write_stdout(&(serde_json::to_string_pretty(&release)? + "\n"))
+    } else {
+        write_stdout(&format!(
+            "release {}: {} {} on channel {}{} ({} bytes)\n",
+            release.id,
+            release.compatible,
+            release.version,
+            release.channel,
+            if release.has_store {
+                ", with chunk store"
+            } else {
+                ""
+            },
+            release.bundle_size
+        ))
+    }
+}
+
+fn run_release_list(args: ReleaseListArgs) -> anyhow::Result<()> {
+    let store = open_store(&args.config)?;
+    let rows = store.releases()?;
+    if args.json {
+        return write_stdout(&(serde_json::to_string_pretty(&rows)? + "\n"));
+    }
+    let mut out = format!(
+        "{:<17} {:<12} {:<24} {:<16} {:>12} {}\n",
+        "RELEASE", "CHANNEL", "COMPATIBLE", "VERSION", "BYTES", "STORE"
+    );
+    for r in &rows {
+        out.push_str(&format!(
+            "{:<17} {:<12} {:<24} {:<16} {:>12} {}\n",
+            r.id,
+            r.channel,
+            r.compatible,
+            r.version,
+            r.bundle_size,
+            if r.has_store { "yes" } else { "-" }
+        ));
+    }
+    out.push_str(&format!("{} release(s)\n", rows.len()));
+    write_stdout(&out)
 }
 
 fn run_allow(args: AllowArgs) -> anyhow::Result<()> {

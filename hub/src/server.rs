@@ -20,6 +20,7 @@ use outpost_proto::enroll::{
 };
 use outpost_proto::ingest::INGEST_PATH;
 use outpost_proto::legacy::{CHECKSUM_HEADER, DEVICE_KEY_HEADER};
+use outpost_proto::updates::{UpdateQuery, BUNDLE_FILE, RELEASES_PREFIX, STORE_DIR, UPDATES_PATH};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -71,6 +72,8 @@ struct State {
     max_body_bytes: usize,
     /// `[enroll]`: the fleet CA as issuer; `None` answers `/v1/enroll` with 503.
     enroller: Option<Arc<Enroller>>,
+    /// `data_dir/releases`: published bundles and chunk stores.
+    releases_dir: std::path::PathBuf,
 }
 
 impl State {
@@ -133,6 +136,7 @@ impl Server {
                 legacy_keys: config.legacy_keys.clone(),
                 max_body_bytes: config.max_body_bytes,
                 enroller,
+                releases_dir: config.releases_dir(),
             }),
         })
     }
@@ -322,6 +326,15 @@ async fn dispatch(
             Some(resp) => resp,
             None => renew(req, state, peer).await,
         },
+        UPDATES_PATH if method == Method::GET => updates(&req, state, peer).await,
+        UPDATES_PATH => method_not_allowed("GET"),
+        p if p.starts_with(RELEASES_PREFIX) => {
+            if method == Method::GET || method == Method::HEAD {
+                release_file(&req, state, peer, p, method == Method::HEAD).await
+            } else {
+                method_not_allowed("GET, HEAD")
+            }
+        }
         HEALTH_PATH if method == Method::GET || method == Method::HEAD => {
             http::json(StatusCode::OK, &serde_json::json!({"status": "ok"}))
         }
@@ -345,6 +358,98 @@ async fn dispatch(
             ),
         ),
     }
+}
+
+/// The device a release route serves: only enrolled devices (verified client certificate).
+fn release_client(peer: &Peer) -> Option<&str> {
+    match &peer.device {
+        Some(Ok(id)) => Some(id),
+        _ => None,
+    }
+}
+
+fn certificate_required() -> Resp {
+    http::error(StatusCode::UNAUTHORIZED, "client certificate required")
+}
+
+/// `GET /v1/updates?compatible=..&version=..&channel=..`: the channel's current release for
+/// the device's compatible (200), or 204 when it runs that version or nothing is published.
+async fn updates(req: &Request<Incoming>, state: &Arc<State>, peer: &Peer) -> Resp {
+    let Some(device) = release_client(peer).map(str::to_owned) else {
+        return certificate_required();
+    };
+    let query = match UpdateQuery::parse(req.uri().query().unwrap_or("")) {
+        Ok(q) => q,
+        Err(e) => return http::error(StatusCode::BAD_REQUEST, &format!("bad update query: {e}")),
+    };
+    let job_state = state.clone();
+    let q = query.clone();
+    let found = tokio::task::spawn_blocking(move || job_state.store().offer_for(&q)).await;
+    match found {
+        Ok(Ok(Some(release))) => {
+            tracing::info!(%device, release = %release.id, from = %query.version, to = %release.version, "update offered");
+            http::json(StatusCode::OK, &release.offer())
+        }
+        Ok(Ok(None)) => {
+            let mut resp = http::full_response(StatusCode::NO_CONTENT);
+            resp.headers_mut().remove(hyper::header::CONTENT_TYPE);
+            resp
+        }
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "release lookup failed");
+            http::error(StatusCode::INTERNAL_SERVER_ERROR, "storage error")
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "release lookup task failed");
+            http::error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+        }
+    }
+}
+
+/// `GET|HEAD /v1/releases/<id>/bundle.raucb` and `/v1/releases/<id>/store/<4hex>/<64hex>.cacnk`
+/// of a published release, with `Range`. Every path part is checked before it touches the disk.
+async fn release_file(
+    req: &Request<Incoming>,
+    state: &Arc<State>,
+    peer: &Peer,
+    path: &str,
+    head: bool,
+) -> Resp {
+    if release_client(peer).is_none() {
+        return certificate_required();
+    }
+    let not_found = || http::error(StatusCode::NOT_FOUND, "no such release file");
+    let rest = &path[RELEASES_PREFIX.len()..];
+    let Some((id, file)) = rest.split_once('/') else {
+        return not_found();
+    };
+    if !outpost_proto::updates::valid_release_id(id) {
+        return not_found();
+    }
+    let relative = if file == BUNDLE_FILE {
+        std::path::PathBuf::from(BUNDLE_FILE)
+    } else {
+        let parts: Vec<&str> = file.split('/').collect();
+        match parts.as_slice() {
+            [STORE_DIR, prefix, name]
+                if crate::releases::is_hex(prefix, 4)
+                    && name.strip_suffix(".cacnk").is_some_and(|h| {
+                        crate::releases::is_hex(h, 64) && h.starts_with(prefix)
+                    }) =>
+            {
+                std::path::Path::new(STORE_DIR).join(prefix).join(name)
+            }
+            _ => return not_found(),
+        }
+    };
+    let (job_state, rid) = (state.clone(), id.to_owned());
+    match tokio::task::spawn_blocking(move || job_state.store().release_exists(&rid)).await {
+        Ok(Ok(true)) => {}
+        Ok(Ok(false)) => return not_found(),
+        _ => return http::error(StatusCode::INTERNAL_SERVER_ERROR, "storage error"),
+    }
+    let full_path = state.releases_dir.join(id).join(relative);
+    crate::files::serve(&full_path, req.headers(), head, "application/octet-stream").await
 }
 
 /// Which enrollment endpoint.

@@ -105,6 +105,7 @@ impl Store {
         conn.execute_batch(SCHEMA)?;
         conn.execute_batch(crate::devices::SCHEMA)?;
         crate::devices::migrate(&conn)?;
+        conn.execute_batch(crate::releases::SCHEMA)?;
         Ok(Self { conn })
     }
 

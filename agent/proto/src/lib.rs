@@ -11,6 +11,7 @@ pub mod priority;
 pub mod record_id;
 pub mod stream;
 pub mod time;
+pub mod updates;
 
 pub use checksum::{sha256_hex, Sha256Hex};
 pub use ingest::{IngestBatch, IngestRecord, IngestResponse, Rejection};
