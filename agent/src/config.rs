@@ -12,9 +12,11 @@ use outpost_proto::{Priority, StreamName};
 use serde::Deserialize;
 
 mod dbus;
+mod delivery;
 mod identity;
 mod update;
 pub use dbus::{BusAddress, DbusConfig};
+pub use delivery::{DeliveryConfig, Window};
 pub use identity::{IdentityConfig, TokenSource};
 pub use outpost_health::HealthConfig;
 pub use update::{UpdateConfig, UpdateSource, DEFAULT_AUTOBOOT, DEFAULT_FW_ENV_CONFIG};
@@ -57,6 +59,8 @@ pub struct Config {
     pub dbus: Option<DbusConfig>,
     /// `[identity]`; `None`: the client certificate and key are `[hub] cert` and `key`.
     pub identity: Option<IdentityConfig>,
+    /// `[delivery]`: poll the hub for updates (needs `[hub]` and `[update]`).
+    pub delivery: Option<DeliveryConfig>,
 }
 
 #[derive(Debug, Clone)]
@@ -153,6 +157,7 @@ struct RawConfig {
     health: Option<HealthConfig>,
     dbus: Option<dbus::RawDbus>,
     identity: Option<identity::RawIdentity>,
+    delivery: Option<delivery::RawDelivery>,
 }
 
 #[derive(Deserialize, Default)]
@@ -400,6 +405,17 @@ impl Config {
             }
         }
         let dbus = raw.dbus.map(dbus::resolve).transpose().map_err(invalid)?;
+        let delivery = match raw.delivery {
+            None => None,
+            Some(_) if hub.is_none() || update.is_none() => {
+                return Err(invalid(
+                    "[delivery] needs [hub] (where updates come from) and [update] (how they \
+                     are installed)"
+                        .into(),
+                ))
+            }
+            Some(d) => Some(delivery::resolve(d, &state_dir).map_err(invalid)?),
+        };
 
         Ok(Config {
             path: path.to_owned(),
@@ -424,6 +440,7 @@ impl Config {
             health,
             dbus,
             identity,
+            delivery,
         })
     }
 }

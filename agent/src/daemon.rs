@@ -48,6 +48,8 @@ pub struct Running {
     reporter: JoinHandle<()>,
     /// The health gate of this boot (`None` without `[update]`).
     health: Option<JoinHandle<()>>,
+    /// `[delivery]`: the update poller.
+    delivery: Option<JoinHandle<()>>,
     /// `unix:/run/outpost/agent.sock` (and the TCP address, if any).
     pub endpoints: Vec<String>,
 }
@@ -137,6 +139,10 @@ pub async fn start(config: Config) -> Result<Running, DaemonError> {
     if uploader.is_none() {
         tracing::info!("no [hub] configured: records are only queued");
     }
+    let delivery = state
+        .delivery
+        .clone()
+        .map(|d| tokio::spawn(d.run(shutdown.clone())));
     let reporter = tokio::spawn(report(state.clone(), shutdown));
     // After the API listens: the gate's local-api check calls it.
     let health = crate::health::start(state.clone());
@@ -149,6 +155,7 @@ pub async fn start(config: Config) -> Result<Running, DaemonError> {
         identity,
         reporter,
         health,
+        delivery,
         endpoints,
     })
 }
@@ -159,6 +166,12 @@ impl Running {
         self.trigger.trigger();
         if let Some(bus) = self.bus {
             bus.stop().await;
+        }
+        if let Some(delivery) = self.delivery {
+            // Safe at any await point: a download resumes from what reached the disk, and a
+            // started install runs on the blocking pool, which the runtime waits for.
+            delivery.abort();
+            let _ = delivery.await;
         }
         if let Some(gate) = self.health {
             // Safe at any await point: every decision is persisted before it is acted on,

@@ -8,6 +8,7 @@ pub mod bus;
 pub mod config;
 pub mod ctl;
 pub mod daemon;
+pub mod delivery;
 pub mod health;
 pub mod identity;
 pub mod logging;

@@ -1,6 +1,7 @@
 //! The local HTTP API (unix socket, optional loopback TCP). It has no authentication: access is
 //! controlled by the socket's file mode and by binding TCP to loopback only.
 
+pub mod delivery;
 pub mod errors;
 pub mod health;
 pub mod identity;

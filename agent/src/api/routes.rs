@@ -9,7 +9,7 @@ use hyper::{Method, Request, StatusCode};
 use super::errors::{ApiError, Reason};
 use super::response::Resp;
 use super::state::AppState;
-use super::{health, identity, info, publish, update};
+use super::{delivery, health, identity, info, publish, update};
 
 /// Which listener a request came through.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,7 +50,7 @@ fn changes_the_system(req: &Request<Incoming>) -> bool {
         && *req.method() != Method::HEAD
         && matches!(
             req.uri().path(),
-            "/v1/install" | "/v1/slots/mark" | "/v1/enroll"
+            "/v1/install" | "/v1/slots/mark" | "/v1/enroll" | "/v1/delivery/now"
         )
 }
 
@@ -75,6 +75,11 @@ async fn route(state: &AppState, req: Request<Incoming>) -> Result<Resp, ApiErro
         "/v1/slots" if get(method) => update::slots(state).await,
         "/v1/slots/mark" if *method == Method::POST => update::mark(state, req).await,
         "/v1/identity" if get(method) => Ok(identity::status(state)),
+        "/v1/delivery" if get(method) => delivery::status(state),
+        "/v1/delivery/check" if *method == Method::POST => delivery::cycle(state, false).await,
+        "/v1/delivery/now" if *method == Method::POST => delivery::cycle(state, true).await,
+        "/v1/delivery" => Err(ApiError::method_not_allowed("GET")),
+        "/v1/delivery/check" | "/v1/delivery/now" => Err(ApiError::method_not_allowed("POST")),
         "/v1/enroll" if *method == Method::POST => identity::enroll(state, req).await,
         "/v1/identity" => Err(ApiError::method_not_allowed("GET")),
         "/v1/enroll" => Err(ApiError::method_not_allowed("POST")),

@@ -27,6 +27,8 @@ pub struct AppState {
     pub health: watch::Sender<HealthStatus>,
     /// `[identity]` (with `[hub]`): the device key and enrollment; `None` otherwise.
     pub identity: Option<Arc<Identity>>,
+    /// `[delivery]`: updates from the hub; `None` otherwise.
+    pub delivery: Option<Arc<crate::delivery::Delivery>>,
 }
 
 impl AppState {
@@ -48,7 +50,29 @@ impl AppState {
                         std::time::Duration::from_millis(config.uploader.request_timeout_ms);
                     Identity::new(id, hub, timeout)
                 }),
+            delivery: None,
             config,
         }
+        .with_delivery()
+    }
+
+    /// `[delivery]` needs `[hub]` and `[update]` (checked when the configuration loads).
+    fn with_delivery(mut self) -> Self {
+        if let (Some(cfg), Some(hub), Some(update)) = (
+            self.config.delivery.clone(),
+            self.config.hub.clone(),
+            self.update.clone(),
+        ) {
+            self.delivery = Some(crate::delivery::Delivery::new(
+                cfg,
+                hub,
+                update,
+                self.install.clone(),
+                self.outbox.clone(),
+                self.identity.clone(),
+                std::time::Duration::from_millis(self.config.uploader.request_timeout_ms),
+            ));
+        }
+        self
     }
 }

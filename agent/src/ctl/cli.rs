@@ -130,6 +130,20 @@ pub enum Command {
     )]
     Health(HealthArgs),
 
+    /// Updates from the hub ([delivery]): check for one, or fetch and install it now.
+    ///
+    /// The agent asks its hub for the current release of its channel (GET /v1/updates with
+    /// its compatible and the booted slot's version). `check` only asks and prints the offer.
+    /// `now` also downloads the bundle (continuing a partial download, ignoring the download
+    /// windows), checks its size and sha256, and installs it like `outpostctl install`; it
+    /// returns when that is done. `status` shows the poller's state. Exit status 0 when the
+    /// device is up to date or the update was installed (or waits for its reboot); 1 when the
+    /// check, the download or the install failed.
+    #[command(
+        after_help = "EXAMPLES:\n  outpostctl update check\n  outpostctl update now --json | jq .result\n  outpostctl update status"
+    )]
+    Update(UpdateArgs),
+
     /// Show the device identity: device id, key backend and protection, enrollment state,
     /// the client certificate (subject, issuer, validity) and the hub.
     #[command(
@@ -254,6 +268,22 @@ pub struct PublishArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct UpdateArgs {
+    #[command(subcommand)]
+    pub command: UpdateCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UpdateCommand {
+    /// Ask the hub whether the channel has a release for this device; install nothing.
+    Check(OutputArgs),
+    /// Check, download and install now (ignores the download windows).
+    Now(OutputArgs),
+    /// Show the update poller's state: channel, last check, offer, download progress.
+    Status(OutputArgs),
+}
+
+#[derive(Args, Debug)]
 pub struct OutputArgs {
     /// Print the agent's JSON document instead of the readable summary.
     #[arg(long)]

@@ -2,6 +2,7 @@
 
 pub mod cli;
 pub mod client;
+pub mod delivery;
 pub mod format;
 pub mod health;
 pub mod identity;
@@ -152,6 +153,7 @@ pub async fn run_live(
         Command::Health(args) => health::health(&socket, &args).await,
         Command::Identity(out) => identity::identity(&socket, out.json).await,
         Command::Enroll(args) => identity::enroll(&socket, &args).await,
+        Command::Update(args) => delivery::update(&socket, &args.command).await,
     }
 }
 

@@ -194,6 +194,85 @@ impl HubClient {
         }
     }
 
+    /// A GET of `path_and_query` (under `hub.url`'s path) on a fresh connection; the answer's
+    /// status and body (at most `limit` bytes), all within the request timeout.
+    pub async fn get_once(
+        &mut self,
+        path_and_query: &str,
+        limit: usize,
+    ) -> Result<(StatusCode, Bytes), UploadError> {
+        let timeout = self.timeout;
+        let ms = timeout.as_millis() as u64;
+        let addr = self.addr();
+        let timeout_addr = addr.clone();
+        let target = format!("{}{path_and_query}", self.base);
+        let exchange = async {
+            let mut sender = self.connect().await?;
+            let request = self.get_request(&target, None, &addr)?;
+            self.send(&mut sender, request, limit, &addr).await
+        };
+        match tokio::time::timeout(timeout, exchange).await {
+            Ok(r) => r,
+            Err(_) => Err(UploadError::Timeout {
+                addr: timeout_addr,
+                ms,
+            }),
+        }
+    }
+
+    /// A GET whose body the caller streams (downloads): the headers arrive within the request
+    /// timeout, the body has no overall deadline (the caller times each frame). `range_from`
+    /// asks for the bytes from that offset on (`Range: bytes=N-`).
+    pub async fn get_streaming(
+        &mut self,
+        path: &str,
+        range_from: Option<u64>,
+    ) -> Result<hyper::Response<hyper::body::Incoming>, UploadError> {
+        let timeout = self.timeout;
+        let addr = self.addr();
+        let target = format!("{}{path}", self.base);
+        let exchange = async {
+            let mut sender = self.connect().await?;
+            let request = self.get_request(&target, range_from, &addr)?;
+            let response = sender
+                .send_request(request)
+                .await
+                .map_err(|e| classify(&addr, &e))?;
+            self.saw_date(response.status(), response.headers());
+            Ok(response)
+        };
+        match tokio::time::timeout(timeout, exchange).await {
+            Ok(r) => r,
+            Err(_) => Err(UploadError::Timeout {
+                addr: self.addr(),
+                ms: timeout.as_millis() as u64,
+            }),
+        }
+    }
+
+    fn get_request(
+        &self,
+        target: &str,
+        range_from: Option<u64>,
+        addr: &str,
+    ) -> Result<Request<Full<Bytes>>, UploadError> {
+        let mut builder = Request::get(target)
+            .header(HOST, self.authority.as_str())
+            .header(
+                USER_AGENT,
+                concat!("outpost-agent/", env!("CARGO_PKG_VERSION")),
+            );
+        if let Some(from) = range_from {
+            builder = builder.header(hyper::header::RANGE, format!("bytes={from}-"));
+        }
+        builder
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| UploadError::Http {
+                addr: addr.to_owned(),
+                message: e.to_string(),
+            })
+    }
+
     /// A JSON POST to `target` (zstd-compressed when `zstd`), with our Host and User-Agent.
     fn json_post(
         &self,

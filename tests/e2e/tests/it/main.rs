@@ -4,6 +4,7 @@
 
 mod bad_input;
 mod crash;
+mod delivery;
 mod enroll;
 mod health_gate;
 mod legacy;

@@ -1,0 +1,305 @@
+//! Update delivery end to end: `outpost-hub release add` publishes a bundle made by the real
+//! `rauc bundle`; the real agent asks its hub (`outpostctl update check`), downloads it through
+//! a proxy that cuts the connection every 256 KiB (each attempt resumes with `Range`), survives
+//! a kill -9 in the middle of a rate-capped download (the restart continues the part), checks
+//! the bundle's sha256, installs it into slot B (grubenv by the real grub-editenv) and reports
+//! `installed` to the hub in the `outpost.updates` stream; asking again waits for the reboot.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{ensure, Context, Result};
+use outpost_e2e::{bin_path, wait_for, Agent, DeviceDir, Fleet, Hub};
+use outpost_testkit::bundle::{rauc_bundle, Manifest};
+use outpost_testkit::pki::{KeyType, Pki};
+use serde_json::Value;
+
+const IMAGE_LEN: usize = 3 << 20;
+
+fn image() -> Vec<u8> {
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    (0..IMAGE_LEN)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 32) as u8
+        })
+        .collect()
+}
+
+/// A TCP relay to the hub that closes each connection after `cut` bytes from the hub.
+fn flaky_proxy(hub: &str, cut: usize) -> Result<(String, Arc<AtomicBool>)> {
+    let target = hub
+        .trim_start_matches("https://")
+        .trim_end_matches('/')
+        .to_owned();
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    let flaky = Arc::new(AtomicBool::new(true));
+    let flaky_flag = flaky.clone();
+    std::thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            let Ok(server) = TcpStream::connect(&target) else {
+                continue;
+            };
+            let limit = if flaky_flag.load(Ordering::Relaxed) {
+                cut
+            } else {
+                usize::MAX
+            };
+            let (mut c_read, mut s_write) =
+                (client.try_clone().unwrap(), server.try_clone().unwrap());
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut c_read, &mut s_write);
+                let _ = s_write.shutdown(std::net::Shutdown::Write);
+            });
+            let (mut s_read, mut c_write) = (server, client);
+            std::thread::spawn(move || {
+                let mut sent = 0usize;
+                let mut buf = [0u8; 16 * 1024];
+                loop {
+                    let n = match s_read.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => n,
+                    };
+                    if c_write.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                    sent += n;
+                    if sent >= limit {
+                        break;
+                    }
+                }
+                let _ = c_write.shutdown(std::net::Shutdown::Both);
+                let _ = s_read.shutdown(std::net::Shutdown::Both);
+            });
+        }
+    });
+    Ok((format!("https://127.0.0.1:{}", addr.port()), flaky))
+}
+
+/// Slots A (booted) and B, a grubenv, the update and delivery sections; `[hub] url` via `url`.
+fn configure(dev: &DeviceDir, keyring: &Path, url: &str, extra_delivery: &str) -> Result<()> {
+    let d = dev.dir.display();
+    for s in ["rootfs-a", "rootfs-b"] {
+        std::fs::write(dev.dir.join(s), vec![0u8; IMAGE_LEN + (1 << 20)])?;
+    }
+    std::fs::create_dir_all(dev.dir.join("data"))?;
+    let env = dev.dir.join("grubenv");
+    for args in [
+        vec!["create"],
+        vec!["set", "ORDER=A B", "A_OK=1", "A_TRY=0", "B_OK=1", "B_TRY=0"],
+    ] {
+        let out = std::process::Command::new("grub-editenv")
+            .arg(&env)
+            .args(&args)
+            .output()?;
+        ensure!(out.status.success());
+    }
+    let text = std::fs::read_to_string(&dev.config)?;
+    let text: String = text
+        .lines()
+        .map(|l| {
+            if l.starts_with("url = ") {
+                format!("url = \"{url}\"")
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(
+        &dev.config,
+        format!(
+            r#"{text}
+
+[update]
+compatible = "e2e-delivery"
+bootloader = "grub"
+grubenv = "{d}/grubenv"
+keyring = "{keyring}"
+data_directory = "{d}/data"
+booted_slot = "A"
+
+[[update.slots]]
+class = "rootfs"
+index = 0
+device = "{d}/rootfs-a"
+type = "raw"
+bootname = "A"
+
+[[update.slots]]
+class = "rootfs"
+index = 1
+device = "{d}/rootfs-b"
+type = "raw"
+bootname = "B"
+
+[uploader]
+backoff_base_ms = 100
+backoff_cap_ms = 500
+
+[delivery]
+channel = "stable"
+interval = "1h"
+auto_install = false
+{extra_delivery}
+"#,
+            keyring = keyring.display()
+        ),
+    )?;
+    Ok(())
+}
+
+fn ctl(dev: &DeviceDir, args: &[&str]) -> Result<(Option<i32>, Value)> {
+    let out = dev.ctl(args, None)?;
+    let v: Value = serde_json::from_slice(&out.stdout)
+        .with_context(|| format!("{args:?}: {}", String::from_utf8_lossy(&out.stderr)))?;
+    Ok((out.status.code(), v))
+}
+
+#[test]
+fn a_published_release_is_downloaded_resumably_installed_and_reported() -> Result<()> {
+    let fleet = Fleet::init(1)?;
+    let pki = Pki::new(&fleet.dir.join("pki"));
+    pki.ca("ca", "Delivery CA", KeyType::Ec);
+    pki.signer("ca", "signer", "Delivery Signer", KeyType::Ec, "");
+    let content = fleet.dir.join("content");
+    std::fs::create_dir_all(&content)?;
+    let img = image();
+    std::fs::write(content.join("rootfs.img"), &img)?;
+    let bundle = fleet.dir.join("v2.raucb");
+    let manifest = Manifest {
+        compatible: "e2e-delivery",
+        version: "2.0",
+        description: "delivery test",
+        build: "1",
+        format: "plain",
+        images: &[("rootfs", "rootfs.img")],
+    };
+    rauc_bundle(&content, &manifest, &pki, "signer", &bundle);
+    let bundle_len = std::fs::metadata(&bundle)?.len();
+
+    let hub_toml = std::fs::read_to_string(fleet.hub_config())?;
+    std::fs::write(
+        fleet.hub_config(),
+        hub_toml.replace(
+            "# keyring = \"bundle-ca.pem\"",
+            &format!("keyring = {:?}", pki.cert("ca").display().to_string()),
+        ),
+    )?;
+    let out = std::process::Command::new(bin_path("outpost-hub"))
+        .args([
+            "release",
+            "add",
+            "--channel",
+            "stable",
+            "--json",
+            "--config",
+        ])
+        .arg(fleet.hub_config())
+        .arg(&bundle)
+        .output()?;
+    ensure!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let release: Value = serde_json::from_slice(&out.stdout)?;
+    let id = release["id"].as_str().context("release id")?.to_owned();
+
+    let mut hub = Hub::start(&fleet.hub_config())?;
+    let (proxy, flaky) = flaky_proxy(&hub.url, 256 << 10)?;
+    let dev = fleet.device(1);
+    configure(
+        &dev,
+        &pki.cert("ca"),
+        &proxy,
+        "max_bytes_per_second = 600000",
+    )?;
+    let mut agent = Agent::start(&dev.config)?;
+
+    // The hub offers 2.0 to a device that runs nothing known yet.
+    let (code, check) = ctl(&dev, &["update", "check", "--json"])?;
+    ensure!(code == Some(0) && check["result"] == "offered", "{check}");
+    ensure!(check["offer"]["release"] == id.as_str(), "{check}");
+
+    // kill -9 in the middle of the (rate-capped, flaky) download: the part stays.
+    let socket = dev.socket();
+    let now = std::thread::spawn({
+        let config = dev.config.clone();
+        move || {
+            std::process::Command::new(bin_path("outpostctl"))
+                .arg("--config")
+                .arg(&config)
+                .args(["update", "now", "--json"])
+                .output()
+        }
+    });
+    let part = dev.dir.join(format!("state/delivery/{id}.part"));
+    wait_for(Duration::from_secs(20), "a partial download", || {
+        Ok((std::fs::metadata(&part).map(|m| m.len()).unwrap_or(0) > 400 << 10).then_some(()))
+    })?;
+    agent.kill9();
+    let _ = now.join();
+    let kept = std::fs::metadata(&part)?.len();
+    ensure!(kept > 0 && kept < bundle_len, "part of {kept} bytes");
+    let _ = socket;
+
+    // Restarted: `update now` continues from the part, through the flaky proxy.
+    let mut agent = Agent::start(&dev.config)?;
+    let (code, done) = ctl(&dev, &["update", "now", "--json"])?;
+    ensure!(code == Some(0) && done["result"] == "installed", "{done}");
+    let fetched = done["fetched"].as_u64().context("fetched")?;
+    ensure!(
+        fetched + kept >= bundle_len && fetched < bundle_len,
+        "fetched {fetched} after keeping {kept} of {bundle_len}"
+    );
+    let slot_b = std::fs::read(dev.dir.join("rootfs-b"))?;
+    ensure!(
+        slot_b[..IMAGE_LEN] == img[..],
+        "slot B does not hold the image"
+    );
+    let env = std::process::Command::new("grub-editenv")
+        .arg(dev.dir.join("grubenv"))
+        .arg("list")
+        .output()?;
+    ensure!(String::from_utf8_lossy(&env.stdout).contains("ORDER=B A"));
+    ensure!(!part.exists(), "the part is gone once installed");
+
+    // Asked again: installed, waiting for the reboot; nothing is fetched.
+    flaky.store(false, Ordering::Relaxed);
+    let (code, again) = ctl(&dev, &["update", "now", "--json"])?;
+    ensure!(code == Some(0) && again["result"] == "skipped", "{again}");
+    ensure!(
+        again["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("reboot"),
+        "{again}"
+    );
+
+    // The outcome reached the hub in outpost.updates.
+    let records = wait_for(
+        Duration::from_secs(20),
+        "the update record at the hub",
+        || {
+            let r = fleet.hub_records(None, Some("outpost.updates"))?;
+            Ok((!r.is_empty()).then_some(r))
+        },
+    )?;
+    let payload = &records[0]["payload"];
+    ensure!(
+        payload["result"] == "installed"
+            && payload["to_version"] == "2.0"
+            && payload["release"] == id.as_str(),
+        "{records:?}"
+    );
+    ensure!(agent.terminate()? && hub.terminate()?);
+    Ok(())
+}
