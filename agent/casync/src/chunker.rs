@@ -66,6 +66,9 @@ impl ChunkSizes {
 pub struct Chunker {
     sizes: ChunkSizes,
     discriminator: u32,
+    /// Lemire's fastmod multiplier for `discriminator`: the cut test runs for every byte, and
+    /// a hardware division there costs more than the rest of the loop.
+    fastmod: u64,
     h: u32,
     window: [u8; WINDOW],
     window_len: usize,
@@ -74,8 +77,10 @@ pub struct Chunker {
 
 impl Chunker {
     pub fn new(sizes: ChunkSizes) -> Self {
+        let discriminator = sizes.discriminator();
         Chunker {
-            discriminator: sizes.discriminator(),
+            discriminator,
+            fastmod: (u64::MAX / u64::from(discriminator)).wrapping_add(1),
             sizes,
             h: 0,
             window: [0; WINDOW],
@@ -138,22 +143,30 @@ impl Chunker {
             self.h = start_ring(&self.window, idx);
             consumed = skip_to;
         }
+        // The hot loop works on locals; the struct is updated once at the end.
+        let (mut h, mut len) = (self.h, self.chunk_len);
+        let (min, max) = (self.sizes.min, self.sizes.max);
+        let (d, m) = (self.discriminator, self.fastmod);
+        let mut window = self.window;
         for (i, &enter) in data[consumed..].iter().enumerate() {
-            let leave = self.window[idx];
-            self.h = self.h.rotate_left(1)
+            let leave = window[idx];
+            h = h.rotate_left(1)
                 ^ TABLE[leave as usize].rotate_left(WINDOW as u32)
                 ^ TABLE[enter as usize];
-            self.chunk_len += 1;
-            if self.shall_break() {
+            len += 1;
+            if len >= max || (len >= min && fastmod(h, m, d) == d - 1) {
                 self.reset();
                 return Some(consumed + i + 1);
             }
-            self.window[idx] = enter;
+            window[idx] = enter;
             idx += 1;
             if idx == WINDOW {
                 idx = 0;
             }
         }
+        self.h = h;
+        self.chunk_len = len;
+        self.window = window;
         None
     }
 
@@ -169,7 +182,7 @@ impl Chunker {
         if self.chunk_len < self.sizes.min {
             return false;
         }
-        self.h % self.discriminator == self.discriminator - 1
+        fastmod(self.h, self.fastmod, self.discriminator) == self.discriminator - 1
     }
 
     fn reset(&mut self) {
@@ -177,6 +190,13 @@ impl Chunker {
         self.window_len = 0;
         self.chunk_len = 0;
     }
+}
+
+/// `a % d` with `m = u64::MAX / d + 1` (wrapping: 0 for d = 1) (Lemire, Kaser, Kurz 2019: exact for all u32 `a`, `d`).
+#[inline(always)]
+fn fastmod(a: u32, m: u64, d: u32) -> u32 {
+    let low = m.wrapping_mul(u64::from(a));
+    ((u128::from(low) * u128::from(d)) >> 64) as u32
 }
 
 /// The buzhash of a full window, oldest byte first.
@@ -290,6 +310,22 @@ mod tests {
                 assert!(c - prev >= sizes.min && c - prev <= sizes.max);
                 prev = c;
             }
+        }
+    }
+
+    #[test]
+    fn fastmod_is_exact() {
+        let mut x = 1u32;
+        for d in [1u32, 2, 3, 7, 49535, 65536, 1_000_003, u32::MAX] {
+            let m = (u64::MAX / u64::from(d)).wrapping_add(1);
+            for _ in 0..10_000 {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                assert_eq!(fastmod(x, m, d), x % d, "{x} % {d}");
+            }
+            assert_eq!(fastmod(u32::MAX, m, d), u32::MAX % d);
+            assert_eq!(fastmod(0, m, d), 0);
         }
     }
 

@@ -44,8 +44,21 @@ pub enum ExtractError<E: std::error::Error + 'static> {
     },
 }
 
+/// What the reader stage hands the writer stage, in target order.
+enum Item {
+    /// Verified bytes (from a seed).
+    Data(Vec<u8>),
+    /// Not in a seed, or the seed's bytes did not verify: the writer fetches it.
+    Fetch { stale: bool },
+    /// The same chunk was written before at this offset of the output.
+    Repeat(u64),
+}
+
 /// Writes the blob of `target` to `out` (from offset 0). `seeds[i]` is seed number `i` of the
 /// plan's [`crate::SeedMap`]. `progress` gets the bytes of the target written so far.
+///
+/// Two stages on two threads: one reads and verifies seed chunks ahead, the other writes (and
+/// fetches what no seed has), so hashing overlaps with I/O.
 pub fn extract<S, W, E>(
     target: &Index,
     plan: &Plan,
@@ -55,57 +68,108 @@ pub fn extract<S, W, E>(
     mut progress: impl FnMut(u64),
 ) -> Result<ExtractStats, ExtractError<E>>
 where
-    S: Read + Seek,
+    S: Read + Seek + Send,
+    W: Read + Write + Seek,
+    E: std::error::Error + 'static,
+{
+    let io = |what| move |source| ExtractError::Io { what, source };
+    let digest = target.digest();
+    if plan.sources.len() != target.len() {
+        return Err(CasyncError::BadIndex("the plan is for another index".into()).into());
+    }
+    for s in plan.sources.iter().flatten() {
+        if s.seed >= seeds.len() {
+            return Err(CasyncError::BadIndex(format!(
+                "plan names seed {} that was not given",
+                s.seed
+            ))
+            .into());
+        }
+    }
+    out.seek(SeekFrom::Start(0)).map_err(io("seek output"))?;
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Item, std::io::Error>>(8);
+    std::thread::scope(|scope| {
+        scope.spawn(move || {
+            let mut first: HashMap<ChunkId, u64> = HashMap::new();
+            for (chunk, source) in target.chunks().zip(&plan.sources) {
+                let item = (|| -> Result<Item, std::io::Error> {
+                    if let Some(s) = source {
+                        let mut buf = vec![0u8; chunk.len as usize];
+                        let seed = &mut seeds[s.seed];
+                        seed.seek(SeekFrom::Start(s.offset))?;
+                        seed.read_exact(&mut buf)?;
+                        if verify(&buf, &chunk.id, chunk.len, digest).is_ok() {
+                            first.entry(chunk.id).or_insert(chunk.start);
+                            return Ok(Item::Data(buf));
+                        }
+                        first.entry(chunk.id).or_insert(chunk.start);
+                        return Ok(Item::Fetch { stale: true });
+                    }
+                    if let Some(&at) = first.get(&chunk.id) {
+                        return Ok(Item::Repeat(at));
+                    }
+                    first.insert(chunk.id, chunk.start);
+                    Ok(Item::Fetch { stale: false })
+                })();
+                let failed = item.is_err();
+                if tx.send(item).is_err() || failed {
+                    return; // the writer stopped, or a seed read failed
+                }
+            }
+        });
+        write_stage(target, rx, &mut fetch, out, &mut progress)
+    })
+}
+
+fn write_stage<W, E>(
+    target: &Index,
+    rx: std::sync::mpsc::Receiver<Result<Item, std::io::Error>>,
+    fetch: &mut impl FnMut(&ChunkId) -> Result<Vec<u8>, E>,
+    out: &mut W,
+    progress: &mut impl FnMut(u64),
+) -> Result<ExtractStats, ExtractError<E>>
+where
     W: Read + Write + Seek,
     E: std::error::Error + 'static,
 {
     let io = |what| move |source| ExtractError::Io { what, source };
     let digest = target.digest();
     let mut stats = ExtractStats::default();
-    let mut written: HashMap<ChunkId, u64> = HashMap::new();
-    let mut buf = Vec::with_capacity(target.sizes.max as usize);
-    out.seek(SeekFrom::Start(0)).map_err(io("seek output"))?;
     let mut done = 0u64;
-    for (chunk, source) in target.chunks().zip(&plan.sources) {
-        let len = usize::try_from(chunk.len)
-            .map_err(|_| CasyncError::BadIndex("chunk too large".into()))?;
-        let mut have = false;
-        if let Some(s) = source {
-            buf.resize(len, 0);
-            let seed = seeds.get_mut(s.seed).ok_or_else(|| {
-                CasyncError::BadIndex(format!("plan names seed {} that was not given", s.seed))
-            })?;
-            seed.seek(SeekFrom::Start(s.offset))
-                .map_err(io("seek seed"))?;
-            seed.read_exact(&mut buf).map_err(io("read seed"))?;
-            if verify(&buf, &chunk.id, chunk.len, digest).is_ok() {
+    for chunk in target.chunks() {
+        let item = rx
+            .recv()
+            .map_err(|_| CasyncError::BadIndex("the reader stage ended early".into()))?
+            .map_err(io("read seed"))?;
+        let data = match item {
+            Item::Data(d) => {
                 stats.seeded_bytes += chunk.len;
-                have = true;
-            } else {
-                stats.stale_seed_chunks += 1;
+                d
             }
-        }
-        if !have {
-            if let Some(&at) = written.get(&chunk.id) {
-                buf.resize(len, 0);
+            Item::Repeat(at) => {
+                let mut buf = vec![0u8; chunk.len as usize];
                 let here = out.stream_position().map_err(io("output position"))?;
                 out.seek(SeekFrom::Start(at)).map_err(io("seek output"))?;
                 out.read_exact(&mut buf).map_err(io("re-read output"))?;
                 out.seek(SeekFrom::Start(here)).map_err(io("seek output"))?;
                 verify(&buf, &chunk.id, chunk.len, digest)?;
                 stats.repeated_bytes += chunk.len;
-            } else {
+                buf
+            }
+            Item::Fetch { stale } => {
+                if stale {
+                    stats.stale_seed_chunks += 1;
+                }
                 let file = fetch(&chunk.id).map_err(|source| ExtractError::Fetch {
                     id: chunk.id,
                     source,
                 })?;
                 stats.fetched_chunks += 1;
                 stats.fetched_bytes += file.len() as u64;
-                buf = decompress_verified(&file, &chunk.id, chunk.len, digest)?;
+                decompress_verified(&file, &chunk.id, chunk.len, digest)?
             }
-        }
-        written.entry(chunk.id).or_insert(chunk.start);
-        out.write_all(&buf).map_err(io("write output"))?;
+        };
+        out.write_all(&data).map_err(io("write output"))?;
         done += chunk.len;
         progress(done);
     }

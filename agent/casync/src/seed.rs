@@ -40,40 +40,55 @@ impl SeedMap {
     ) -> std::io::Result<usize> {
         let seed = self.seeds;
         self.seeds += 1;
-        let mut chunker = Chunker::new(sizes);
-        let mut current = Vec::with_capacity(sizes.max as usize);
-        let mut buf = vec![0u8; 1 << 20];
-        let (mut offset, mut read) = (0u64, 0u64);
-        let record = |current: &mut Vec<u8>, offset: &mut u64, chunks: &mut HashMap<_, _>| {
-            let len = current.len() as u64;
-            chunks.entry(digest.id_of(current)).or_insert(SeedChunk {
-                seed,
-                offset: *offset,
-                len,
+        // Chunking is sequential; hashing is not: chunks go to a second thread (2 cores turn
+        // the seed scan from hash-bound into chunker-bound).
+        let (tx, rx) = std::sync::mpsc::sync_channel::<(u64, Vec<u8>)>(8);
+        let chunks = &mut self.chunks;
+        std::thread::scope(|scope| {
+            let hasher = scope.spawn(move || {
+                for (offset, data) in rx {
+                    chunks.entry(digest.id_of(&data)).or_insert(SeedChunk {
+                        seed,
+                        offset,
+                        len: data.len() as u64,
+                    });
+                }
             });
-            *offset += len;
-            current.clear();
-        };
-        loop {
-            let n = match input.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
+            let mut chunker = Chunker::new(sizes);
+            let mut current = Vec::with_capacity(sizes.max as usize);
+            let mut buf = vec![0u8; 1 << 20];
+            let (mut offset, mut read) = (0u64, 0u64);
+            let send = |current: &mut Vec<u8>, offset: &mut u64| {
+                let len = current.len() as u64;
+                let chunk = std::mem::replace(current, Vec::with_capacity(sizes.max as usize));
+                // The hasher only stops when this side drops the sender.
+                let _ = tx.send((*offset, chunk));
+                *offset += len;
             };
-            read += n as u64;
-            progress(read);
-            let mut data = &buf[..n];
-            while let Some(cut) = chunker.scan(data) {
-                current.extend_from_slice(&data[..cut]);
-                record(&mut current, &mut offset, &mut self.chunks);
-                data = &data[cut..];
+            let result = loop {
+                let n = match input.read(&mut buf) {
+                    Ok(0) => break Ok(()),
+                    Ok(n) => n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => break Err(e),
+                };
+                read += n as u64;
+                progress(read);
+                let mut data = &buf[..n];
+                while let Some(cut) = chunker.scan(data) {
+                    current.extend_from_slice(&data[..cut]);
+                    send(&mut current, &mut offset);
+                    data = &data[cut..];
+                }
+                current.extend_from_slice(data);
+            };
+            if result.is_ok() && !current.is_empty() {
+                send(&mut current, &mut offset);
             }
-            current.extend_from_slice(data);
-        }
-        if !current.is_empty() {
-            record(&mut current, &mut offset, &mut self.chunks);
-        }
+            drop(tx);
+            let _ = hasher.join();
+            result
+        })?;
         Ok(seed)
     }
 
