@@ -257,19 +257,8 @@ impl Enroller {
         now_ms: i64,
     ) -> Result<EnrollResponse, EnrollFailure> {
         use EnrollErrorCode as C;
-        let req: EnrollRequest = serde_json::from_slice(body).map_err(|e| {
-            EnrollFailure::new(
-                StatusCode::BAD_REQUEST,
-                C::BadRequest,
-                format!("body is not an enrollment request: {e}"),
-            )
-        })?;
-        let hash = token_hash(&req.token);
-        store
-            .check_token(&hash, now_ms)
-            .map_err(|e| refusal(e, "?"))?;
-        let csr = check_csr(&req.csr)
-            .map_err(|e| EnrollFailure::new(StatusCode::BAD_REQUEST, C::BadCsr, e))?;
+        let req: EnrollRequest = parse_body(body, "an enrollment request")?;
+        let (hash, csr) = token_and_csr(store, &req.token, &req.csr, now_ms)?;
         if self.refuse_software_keys && req.key_protection == KeyProtection::Software {
             return Err(EnrollFailure::new(
                 StatusCode::FORBIDDEN,
@@ -350,19 +339,8 @@ impl Enroller {
         now_ms: i64,
     ) -> Result<Challenge, EnrollFailure> {
         use EnrollErrorCode as C;
-        let req: ChallengeRequest = serde_json::from_slice(body).map_err(|e| {
-            EnrollFailure::new(
-                StatusCode::BAD_REQUEST,
-                C::BadRequest,
-                format!("body is not a challenge request: {e}"),
-            )
-        })?;
-        let hash = token_hash(&req.token);
-        store
-            .check_token(&hash, now_ms)
-            .map_err(|e| refusal(e, "?"))?;
-        let csr = check_csr(&req.csr)
-            .map_err(|e| EnrollFailure::new(StatusCode::BAD_REQUEST, C::BadCsr, e))?;
+        let req: ChallengeRequest = parse_body(body, "a challenge request")?;
+        let (hash, csr) = token_and_csr(store, &req.token, &req.csr, now_ms)?;
         if self.ek_policy.is_empty() {
             return Err(EnrollFailure::new(
                 StatusCode::FORBIDDEN,
@@ -476,6 +454,32 @@ impl Enroller {
             .map_err(attest_failure)?;
         Ok(c.pending.trusted.device_id.clone())
     }
+}
+
+fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8], what: &str) -> Result<T, EnrollFailure> {
+    serde_json::from_slice(body).map_err(|e| {
+        EnrollFailure::new(
+            StatusCode::BAD_REQUEST,
+            EnrollErrorCode::BadRequest,
+            format!("body is not {what}: {e}"),
+        )
+    })
+}
+
+/// The first checks of both rounds: the token is usable (not spent here), the CSR verifies.
+fn token_and_csr(
+    store: &mut Store,
+    token: &str,
+    csr: &str,
+    now_ms: i64,
+) -> Result<(String, CheckedCsr), EnrollFailure> {
+    let hash = token_hash(token);
+    store
+        .check_token(&hash, now_ms)
+        .map_err(|e| refusal(e, "?"))?;
+    let csr = check_csr(csr)
+        .map_err(|e| EnrollFailure::new(StatusCode::BAD_REQUEST, EnrollErrorCode::BadCsr, e))?;
+    Ok((hash, csr))
 }
 
 fn unhex(field: &str, value: &str) -> Result<Vec<u8>, EnrollFailure> {

@@ -49,22 +49,6 @@ fn fill(dir: &Path, total: usize, version: u64) -> usize {
     changed
 }
 
-fn ext4(dir: &Path, image: &Path, mib: usize) {
-    run(Command::new("mkfs.ext4")
-        .args([
-            "-q",
-            "-F",
-            "-b",
-            "4096",
-            "-U",
-            "6f9619ff-8b86-d011-b42d-00cf4fc964ff",
-        ])
-        .args(["-E", "hash_seed=6f9619ff-8b86-d011-b42d-00cf4fc964ff", "-d"])
-        .arg(dir)
-        .arg(image)
-        .arg(format!("{mib}M"))
-        .env("E2FSPROGS_FAKE_TIME", "1700000000"));
-}
 
 fn mib(b: u64) -> String {
     format!("{:.2} MiB", b as f64 / 1048576.0)
@@ -80,8 +64,8 @@ fn main() {
     let payload = size * 1024 * 1024 * 7 / 10;
     fill(&d.join("v1"), payload, 1);
     let changed = fill(&d.join("v2"), payload, 2);
-    ext4(&d.join("v1"), &d.join("v1.img"), size);
-    ext4(&d.join("v2"), &d.join("v2.img"), size);
+    outpost_testkit::ext4::image(&d.join("v1"), &d.join("v1.img"), size);
+    outpost_testkit::ext4::image(&d.join("v2"), &d.join("v2.img"), size);
     run(Command::new("casync")
         .args(["make", "--store=store", "v2.caibx", "v2.img"])
         .current_dir(d));

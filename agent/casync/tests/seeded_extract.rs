@@ -38,22 +38,6 @@ fn fill(dir: &Path, files: usize, version: u64) {
     }
 }
 
-fn ext4(dir: &Path, image: &Path) {
-    run(Command::new("mkfs.ext4")
-        .args([
-            "-q",
-            "-F",
-            "-b",
-            "4096",
-            "-U",
-            "6f9619ff-8b86-d011-b42d-00cf4fc964ff",
-        ])
-        .args(["-E", "hash_seed=6f9619ff-8b86-d011-b42d-00cf4fc964ff", "-d"])
-        .arg(dir)
-        .arg(image)
-        .arg("48M")
-        .env("E2FSPROGS_FAKE_TIME", "1700000000"));
-}
 
 #[test]
 fn v1_seeds_most_of_v2_and_only_missing_chunks_are_fetched_and_verified() {
@@ -61,8 +45,8 @@ fn v1_seeds_most_of_v2_and_only_missing_chunks_are_fetched_and_verified() {
     let d = tmp.path();
     fill(&d.join("v1"), 400, 1);
     fill(&d.join("v2"), 400, 2);
-    ext4(&d.join("v1"), &d.join("v1.img"));
-    ext4(&d.join("v2"), &d.join("v2.img"));
+    outpost_testkit::ext4::image(&d.join("v1"), &d.join("v1.img"), 48);
+    outpost_testkit::ext4::image(&d.join("v2"), &d.join("v2.img"), 48);
     run(Command::new("casync")
         .args(["make", "--store=store.castr", "v2.caibx", "v2.img"])
         .current_dir(d));

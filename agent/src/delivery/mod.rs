@@ -67,6 +67,25 @@ pub struct Delivery {
     cycle: tokio::sync::Mutex<BadCounts>,
 }
 
+/// How a release ended, for its `outpost.updates` record.
+struct Outcome {
+    result: &'static str,
+    reason: Option<String>,
+    fetched: u64,
+    began: Instant,
+}
+
+impl Outcome {
+    fn failed(reason: String, fetched: u64, began: Instant) -> Self {
+        Outcome {
+            result: "failed",
+            reason: Some(reason),
+            fetched,
+            began,
+        }
+    }
+}
+
 #[derive(Default)]
 struct BadCounts(std::collections::HashMap<String, u32>);
 
@@ -244,15 +263,8 @@ impl Delivery {
                     || bad.0.get(&offer.release).copied().unwrap_or(0) >= BAD_DOWNLOADS;
                 let message = format!("downloading release {} failed: {e}", offer.release);
                 if given_up {
-                    self.record(
-                        &offer,
-                        &current,
-                        "failed",
-                        Some(message.clone()),
-                        fetched,
-                        began,
-                    )
-                    .await;
+                    let outcome = Outcome::failed(message.clone(), fetched, began);
+                    self.record(&offer, &current, outcome).await;
                 }
                 return view("failed", message, Some(offer), fetched);
             }
@@ -267,22 +279,20 @@ impl Delivery {
                     "installed release {} ({}); {} bytes fetched; active after the next reboot",
                     offer.release, offer.version, fetched
                 );
-                self.record(&offer, &current, "installed", None, fetched, began)
-                    .await;
+                let outcome = Outcome {
+                    result: "installed",
+                    reason: None,
+                    fetched,
+                    began,
+                };
+                self.record(&offer, &current, outcome).await;
                 view("installed", message, Some(offer), fetched)
             }
             Err(e) => {
                 let message = format!("installing release {} failed: {e}", offer.release);
                 bad.0.insert(offer.release.clone(), BAD_DOWNLOADS);
-                self.record(
-                    &offer,
-                    &current,
-                    "failed",
-                    Some(message.clone()),
-                    fetched,
-                    began,
-                )
-                .await;
+                let outcome = Outcome::failed(message.clone(), fetched, began);
+                self.record(&offer, &current, outcome).await;
                 view("failed", message, Some(offer), fetched)
             }
         }
@@ -406,15 +416,13 @@ impl Delivery {
         }
     }
 
-    async fn record(
-        &self,
-        offer: &UpdateOffer,
-        current: &Option<String>,
-        result: &'static str,
-        reason: Option<String>,
-        fetched: u64,
-        began: Instant,
-    ) {
+    async fn record(&self, offer: &UpdateOffer, current: &Option<String>, outcome: Outcome) {
+        let Outcome {
+            result,
+            reason,
+            fetched,
+            began,
+        } = outcome;
         let record = UpdateRecord {
             release: offer.release.clone(),
             channel: offer.channel.clone(),

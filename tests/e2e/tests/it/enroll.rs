@@ -470,14 +470,8 @@ fn short_lived_certificates_are_renewed_before_expiry_even_across_a_hub_outage()
     std::fs::write(fleet.hub_config(), lines.join("\n"))?;
     let mut hub = Hub::start(&fleet.hub_config())?;
     let dev = fleet.device(1);
-    let tok = token(&fleet, &[])?;
-    use_identity(
-        &dev,
-        &format!("backend = \"file\"\nkey_file = \"device-id.key\"\ntoken = \"{tok}\""),
-    )?;
-    let mut agent = Agent::start(&dev.config)?;
-    let enrolled = wait_enrollment(&dev, "enrolled", Duration::from_secs(15))?;
-    let id = enrolled["device_id"].as_str().context("id")?.to_owned();
+    let (mut agent, id) = enrolled_file_key_device(&fleet, &dev)?;
+    let enrolled = identity(&dev)?;
     let cert = dev.dir.join("state/identity/device.crt");
     let first = std::fs::read(&cert)?;
     let issued_at = Instant::now();
@@ -571,6 +565,19 @@ fn cert_spki_of(pem: &[u8]) -> Result<Vec<u8>> {
     cert_spki(&path)
 }
 
+/// Device `dev` with a file key and a fresh token, started and enrolled: (agent, device id).
+fn enrolled_file_key_device(fleet: &Fleet, dev: &DeviceDir) -> Result<(Agent, String)> {
+    let tok = token(fleet, &[])?;
+    use_identity(
+        dev,
+        &format!("backend = \"file\"\nkey_file = \"device-id.key\"\ntoken = \"{tok}\""),
+    )?;
+    let agent = Agent::start(&dev.config)?;
+    let enrolled = wait_enrollment(dev, "enrolled", Duration::from_secs(15))?;
+    let id = enrolled["device_id"].as_str().context("id")?.to_owned();
+    Ok((agent, id))
+}
+
 /// libfaketime's preload library (Debian's `faketime` package).
 fn libfaketime() -> Result<String> {
     let out = Command::new("dpkg").args(["-L", "libfaketime"]).output()?;
@@ -589,14 +596,7 @@ fn an_agent_whose_clock_is_years_behind_still_uploads_and_says_the_clock_is_wron
     let fleet = Fleet::init(1)?;
     let mut hub = Hub::start(&fleet.hub_config())?;
     let dev = fleet.device(1);
-    let tok = token(&fleet, &[])?;
-    use_identity(
-        &dev,
-        &format!("backend = \"file\"\nkey_file = \"device-id.key\"\ntoken = \"{tok}\""),
-    )?;
-    let mut agent = Agent::start(&dev.config)?;
-    let enrolled = wait_enrollment(&dev, "enrolled", Duration::from_secs(15))?;
-    let id = enrolled["device_id"].as_str().context("id")?.to_owned();
+    let (mut agent, id) = enrolled_file_key_device(&fleet, &dev)?;
     ensure!(agent.terminate()?);
 
     let lib = libfaketime()?;
