@@ -9,6 +9,7 @@
 //!   until the channel offers another release;
 //! - otherwise download (continuing any part on disk) and install.
 
+pub mod chunks;
 pub mod download;
 pub mod view;
 

@@ -220,6 +220,46 @@ impl HubClient {
         }
     }
 
+    /// A GET on the kept-alive connection (opened if needed), e.g. one chunk of many; status
+    /// and body (at most `limit` bytes) within the request timeout. Any error drops the
+    /// connection.
+    pub async fn get_keepalive(
+        &mut self,
+        path: &str,
+        limit: usize,
+    ) -> Result<(StatusCode, Bytes), UploadError> {
+        let timeout = self.timeout;
+        let ms = timeout.as_millis() as u64;
+        let addr = self.addr();
+        let timeout_addr = addr.clone();
+        let target = format!("{}{path}", self.base);
+        let exchange = async {
+            let reusable = match self.sender.take() {
+                Some(mut s) if !s.is_closed() => s.ready().await.is_ok().then_some(s),
+                _ => None,
+            };
+            let mut sender = match reusable {
+                Some(s) => s,
+                None => self.connect().await?,
+            };
+            let request = self.get_request(&target, None, &addr)?;
+            let answer = self.send(&mut sender, request, limit, &addr).await?;
+            self.sender = Some(sender);
+            Ok(answer)
+        };
+        let result = match tokio::time::timeout(timeout, exchange).await {
+            Ok(r) => r,
+            Err(_) => Err(UploadError::Timeout {
+                addr: timeout_addr,
+                ms,
+            }),
+        };
+        if result.is_err() {
+            self.disconnect();
+        }
+        result
+    }
+
     /// A GET whose body the caller streams (downloads): the headers arrive within the request
     /// timeout, the body has no overall deadline (the caller times each frame). `range_from`
     /// asks for the bytes from that offset on (`Range: bytes=N-`).
