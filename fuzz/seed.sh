@@ -8,6 +8,7 @@
 #   bundle_cms          openssl cms -sign, encapsulated (verity-style) and detached (plain-style)
 #   bundle_trailer_cms  payload || CMS || u64 BE len(CMS), as RAUC writes a bundle
 #   caibx               casync make of small files (default and tiny chunk sizes, both digests)
+#   sdboot_*            printf: glob/name pairs, versions, entry names, a minimal PE with .osrel
 # Tools that are missing are skipped with a note (the fuzzer then starts from the text seeds or
 # from nothing). Idempotent: re-running overwrites the same files. The fuzzer adds its own
 # findings to the same folders; `rm -rf fuzz/corpus` starts over.
@@ -15,7 +16,8 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 corpus="$here/corpus"
-targets=(bundle_manifest bundle_trailer_cms bundle_cms grubenv ubootenv fw_env_config legacy_ingest caibx tpm_evidence)
+targets=(bundle_manifest bundle_trailer_cms bundle_cms grubenv ubootenv fw_env_config legacy_ingest caibx tpm_evidence
+    sdboot_uki sdboot_glob sdboot_verscmp sdboot_name)
 for t in "${targets[@]}"; do mkdir -p "$corpus/$t"; done
 
 tmp=$(mktemp -d)
@@ -40,6 +42,33 @@ if have casync; then
 else
     note "casync not installed: no caibx seeds"
 fi
+
+# --- systemd-boot: fields separated by NUL, as the fuzzing entry points split them -------------
+printf 'outpost_*\x00outpost_3-b+2-1.efi' >"$corpus/sdboot_glob/star"
+printf 'outpost_?-[!a-c].efi\x00outpost_3-d.efi' >"$corpus/sdboot_glob/class"
+printf 'a\\*b[0-9]\x00a*b7' >"$corpus/sdboot_glob/escape"
+printf '1.0~rc1\x001.0\x001.0^post1' >"$corpus/sdboot_verscmp/prerelease"
+printf 'outpost_10-a\x00outpost_9-b+0-3\x00outpost_009-b' >"$corpus/sdboot_verscmp/entries"
+printf '\x03outpost_3-b+2-1.efi' >"$corpus/sdboot_name/counted"
+printf '\x00outpost_1-a.conf' >"$corpus/sdboot_name/blessed"
+printf '\x01x+5+0.efi' >"$corpus/sdboot_name/plus-stem"
+# A UKI's start: MZ, e_lfanew 0x40, "PE\0\0", one section (`.osrel`, table at 0x58) whose
+# VirtualSize bytes at PointerToRawData 0x200 are an os-release file.
+osrel='ID=outpost
+VERSION_ID=3
+PRETTY_NAME="Outpost 3"
+'
+pe="$corpus/sdboot_uki/minimal.efi"
+head -c 512 /dev/zero >"$pe"
+put() { printf "$2" | dd of="$pe" bs=1 seek=$(($1)) conv=notrunc status=none; }
+put 0 'MZ'
+put 0x3c '\x40'
+put 0x40 'PE\x00\x00'
+put 0x46 '\x01'
+put 0x58 '.osrel'
+put 0x60 "\\x$(printf %02x "${#osrel}")"
+put 0x6c '\x00\x02'
+printf '%s' "$osrel" >>"$pe"
 
 # --- grubenv -----------------------------------------------------------------------------------
 if have grub-editenv; then

@@ -9,6 +9,7 @@
 use std::fs::File;
 use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::Path;
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -18,8 +19,9 @@ use crate::manifest::{BundleFormat, ImageHooks, Manifest, ManifestError, MAX_MAN
 use crate::pipe;
 use crate::signature::{SignatureError, SignedCms, Signer, VerifyOptions};
 use crate::squashfs::{Squashfs, SquashfsError};
+use crate::stream::{self, Check, ReadAt, StreamError};
 use crate::trailer::{self, TrailerError};
-use crate::verity::{self, VerityError, VerityReader};
+use crate::verity::{self, HashTree, VerityError, VerityReader};
 
 /// Why a bundle is refused.
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +38,12 @@ pub enum BundleError {
     Verity(#[from] VerityError),
     #[error(transparent)]
     Squashfs(#[from] SquashfsError),
+    #[error("copying image '{filename}': {source}")]
+    Stream {
+        filename: String,
+        #[source]
+        source: StreamError,
+    },
     #[error("manifest format '{manifest}' does not match the {signature} signature")]
     FormatMismatch {
         manifest: BundleFormat,
@@ -113,10 +121,17 @@ impl Bundle {
         keyring: &Keyring,
         opts: &VerifyOptions,
     ) -> Result<VerifiedBundle, BundleError> {
-        Self::from_reader(File::open(path)?, keyring, opts)
+        let file = File::open(path)?;
+        // A second handle on the same open file for positional reads: the image copy reads
+        // at offsets and never moves the one the squashfs reader seeks.
+        let positional = file.try_clone()?;
+        let mut bundle = Self::from_reader(file, keyring, opts)?;
+        bundle.positional = Some(Box::new(positional));
+        Ok(bundle)
     }
 
-    /// Same as [`Bundle::open`] over any seekable source.
+    /// Same as [`Bundle::open`] over any seekable source (images are then always read through
+    /// the squashfs reader).
     pub fn from_reader<R>(
         mut source: R,
         keyring: &Keyring,
@@ -144,7 +159,7 @@ impl Bundle {
             auth.signer,
             verification,
             auth.fs,
-            payload_len,
+            auth.payload,
             cms_der.len(),
         ))
     }
@@ -157,6 +172,24 @@ struct Authenticated {
     fs: Squashfs,
     payload_check: &'static str,
     verity_root_hash: Option<String>,
+    payload: Payload,
+}
+
+/// How the payload's bytes are authenticated, for copies that bypass the squashfs reader.
+#[derive(Debug)]
+enum Payload {
+    /// Its digest matched the signature when the bundle was opened.
+    Digested { len: u64 },
+    /// Each block against this tree (already checked against the signed root).
+    Verity { len: u64, tree: Arc<HashTree> },
+}
+
+impl Payload {
+    fn len(&self) -> u64 {
+        match self {
+            Payload::Digested { len } | Payload::Verity { len, .. } => *len,
+        }
+    }
 }
 
 fn open_plain<R: Read + Seek + Send + 'static>(
@@ -198,6 +231,7 @@ fn open_plain<R: Read + Seek + Send + 'static>(
         fs,
         payload_check: "payload-digest",
         verity_root_hash: None,
+        payload: Payload::Digested { len: payload_len },
     })
 }
 
@@ -224,8 +258,8 @@ fn open_verity<R: Read + Seek + Send + 'static>(
                 tree_size: params.tree_size,
                 payload_len,
             })?;
-    let tree = verity::read_tree(&mut source, &params, data_len)?;
-    let reader = VerityReader::new(source, tree);
+    let tree = Arc::new(verity::read_tree(&mut source, &params, data_len)?);
+    let reader = VerityReader::new(source, Arc::clone(&tree));
     let log = reader.failure_log();
     let fs = Squashfs::open_logged(reader, Some(log))?;
     Ok(Authenticated {
@@ -234,15 +268,30 @@ fn open_verity<R: Read + Seek + Send + 'static>(
         fs,
         payload_check: "verity",
         verity_root_hash: Some(hex::encode(params.root_hash)),
+        payload: Payload::Verity {
+            len: payload_len,
+            tree,
+        },
     })
 }
 
 /// A bundle whose signature and payload integrity have been established.
-#[derive(Debug)]
 pub struct VerifiedBundle {
     info: BundleInfo,
     manifest: Manifest,
     fs: Squashfs,
+    payload: Payload,
+    /// The bundle file for positional reads (set by [`Bundle::open`]).
+    positional: Option<Box<dyn ReadAt>>,
+}
+
+impl std::fmt::Debug for VerifiedBundle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerifiedBundle")
+            .field("info", &self.info)
+            .field("fs", &self.fs)
+            .finish_non_exhaustive()
+    }
 }
 
 impl VerifiedBundle {
@@ -251,7 +300,7 @@ impl VerifiedBundle {
         signer: Signer,
         verification: Verification,
         fs: Squashfs,
-        payload_len: u64,
+        payload: Payload,
         cms_len: usize,
     ) -> Self {
         let images = manifest
@@ -277,10 +326,16 @@ impl VerifiedBundle {
             images,
             signer,
             verification,
-            payload_size: payload_len,
+            payload_size: payload.len(),
             signature_size: cms_len as u64,
         };
-        VerifiedBundle { info, manifest, fs }
+        VerifiedBundle {
+            info,
+            manifest,
+            fs,
+            payload,
+            positional: None,
+        }
     }
 
     /// The serialisable summary.
@@ -296,6 +351,11 @@ impl VerifiedBundle {
     /// Streams the image for slot `class` into `out`, checking its size and
     /// sha256 against the manifest. Bytes reach `out` before the final check:
     /// callers must treat the target as unusable unless this returns `Ok`.
+    ///
+    /// An image squashfs stored verbatim (already compressed content) is copied by
+    /// [`crate::stream`] in one pipelined pass of positional reads, each verity block checked
+    /// before it is handed on; others go through the squashfs reader. Either way only
+    /// authenticated bytes reach `out`.
     pub fn extract_image(&self, class: &str, out: &mut dyn Write) -> Result<u64, BundleError> {
         let image = self
             .manifest
@@ -305,24 +365,24 @@ impl VerifiedBundle {
             .filename
             .clone()
             .ok_or_else(|| BundleError::ImageWithoutFile(class.to_string()))?;
-        // Read the next chunk and write it while the helper thread hashes the previous one.
-        let mut file = self.fs.open_file(&filename)?;
-        let (found_len, found) = pipe::hashed(
-            DigestAlg::Sha256.hasher(),
-            |pipe| -> Result<u64, SquashfsError> {
-                let mut total = 0u64;
-                loop {
-                    let mut buf = pipe.buffer().map_err(|e| file.error(e))?;
-                    let n = file.fill(&mut buf)?;
-                    if n == 0 {
-                        return Ok(total);
-                    }
-                    out.write_all(&buf[..n]).map_err(|e| file.error(e))?;
-                    total += n as u64;
-                    pipe.send(buf, n).map_err(|e| file.error(e))?;
-                }
-            },
-        )?;
+        let (found_len, found) = match (&self.positional, self.fs.raw_extents(&filename)?) {
+            // Stored verbatim: one pipelined pass of large positional reads.
+            (Some(src), Some(extents)) => {
+                let check = match &self.payload {
+                    Payload::Digested { len } => Check::Payload { payload_len: *len },
+                    Payload::Verity { tree, .. } => Check::Verity(tree),
+                };
+                stream::copy(&**src, check, &extents, out).map_err(|source| match source {
+                    // The same error as when the squashfs reader meets the block.
+                    StreamError::Verity(v) => SquashfsError::Verity(v).into(),
+                    source => BundleError::Stream {
+                        filename: filename.clone(),
+                        source,
+                    },
+                })?
+            }
+            _ => self.copy_through_squashfs(&filename, out)?,
+        };
         let expected_len = image.size.unwrap_or(0);
         if found_len != expected_len {
             return Err(BundleError::ImageSizeMismatch {
@@ -341,6 +401,36 @@ impl VerifiedBundle {
             });
         }
         Ok(found_len)
+    }
+
+    /// Streams `filename` through the squashfs reader (compressed or sparse files, or a
+    /// bundle without a positional source), hashing on a helper thread while the next chunk
+    /// is read and written; returns its length and sha256.
+    fn copy_through_squashfs(
+        &self,
+        filename: &str,
+        out: &mut dyn Write,
+    ) -> Result<(u64, [u8; 32]), SquashfsError> {
+        let mut file = self.fs.open_file(filename)?;
+        let (len, digest) = pipe::hashed(
+            DigestAlg::Sha256.hasher(),
+            |pipe| -> Result<u64, SquashfsError> {
+                let mut total = 0u64;
+                loop {
+                    let mut buf = pipe.buffer().map_err(|e| file.error(e))?;
+                    let n = file.fill(&mut buf)?;
+                    if n == 0 {
+                        return Ok(total);
+                    }
+                    out.write_all(&buf[..n]).map_err(|e| file.error(e))?;
+                    total += n as u64;
+                    pipe.send(buf, n).map_err(|e| file.error(e))?;
+                }
+            },
+        )?;
+        let mut sha = [0u8; 32];
+        sha.copy_from_slice(&digest);
+        Ok((len, sha))
     }
 
     /// Reads any other small file of the bundle (hooks, handler), bounded by `max`.

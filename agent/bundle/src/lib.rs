@@ -5,13 +5,15 @@
 //! [`signature`] verifies the CMS against a [`Keyring`]; [`manifest`] parses
 //! `manifest.raucm` strictly; [`verity`] authenticates each payload block of a
 //! verity bundle; [`squashfs`] reads files from the (authenticated) payload;
-//! [`info`] ties them together as [`Bundle::open`]. [`keyfile`] is the GLib key-file codec
+//! [`info`] ties them together as [`Bundle::open`]; [`stream`] copies an image stored verbatim
+//! ([`extent`]) in one pipelined pass. [`keyfile`] is the GLib key-file codec
 //! (manifests here; `system.conf` and `central.raucs` in `outpost-update`).
 //!
 //! Invariant: nothing is parsed from the squashfs before the payload is
 //! authenticated (plain: full digest; verity: per-block hash tree).
 
 pub mod digest;
+pub mod extent;
 pub mod info;
 pub mod keyfile;
 pub mod keyring;
@@ -21,6 +23,7 @@ mod pipe;
 pub mod purpose;
 pub mod signature;
 pub mod squashfs;
+pub mod stream;
 pub mod trailer;
 pub mod verity;
 

@@ -7,8 +7,9 @@
 use std::io::{self, BufRead, Seek, Write};
 use std::path::{Path, PathBuf};
 
-use backhand::{BackhandError, FilesystemReader, InnerNode};
+use backhand::{BackhandError, DataSize, FilesystemReader, InnerNode};
 
+use crate::extent::{raw_extents, Extent, FileLayout, Stored};
 use crate::verity::{FailureLog, VerityError};
 
 /// Why a file cannot be read from the payload.
@@ -102,6 +103,40 @@ impl Squashfs {
             name: name.to_string(),
             failures: self.failures.as_ref(),
         })
+    }
+
+    /// The payload ranges holding the file at bundle-relative `name`, if squashfs stored all
+    /// of it verbatim (see [`crate::extent`]); `None` means: read it with [`Self::open_file`].
+    pub fn raw_extents(&self, name: &str) -> Result<Option<Vec<Extent>>, SquashfsError> {
+        let path = absolute(name);
+        let node = self
+            .fs
+            .files()
+            .find(|n| n.fullpath == path)
+            .ok_or_else(|| SquashfsError::NotFound(name.to_string()))?;
+        let InnerNode::File(file) = &node.inner else {
+            return Err(SquashfsError::NotAFile(name.to_string()));
+        };
+        let stored = |d: &DataSize| Stored {
+            size: d.size(),
+            raw: d.uncompressed(),
+        };
+        let blocks: Vec<Stored> = file.block_sizes().iter().map(stored).collect();
+        // No fragment, or an index the table does not have (then the tail is missing and
+        // raw_extents refuses).
+        let fragment = self
+            .fs
+            .fragments
+            .as_ref()
+            .and_then(|f| f.get(file.frag_index()))
+            .map(|f| (f.start, stored(&f.size), file.block_offset()));
+        Ok(raw_extents(&FileLayout {
+            file_len: file.file_len() as u64,
+            block_size: self.fs.block_size,
+            blocks_start: file.blocks_start(),
+            blocks: &blocks,
+            fragment,
+        }))
     }
 
     /// Streams the file at bundle-relative `name` into `out`; returns its length.

@@ -225,7 +225,7 @@ impl FailureLog {
 /// 4096-byte block before handing out any byte of it.
 pub struct VerityReader<R> {
     inner: R,
-    tree: HashTree,
+    tree: Arc<HashTree>,
     failures: FailureLog,
     pos: u64,
     /// Index and content of the last verified block.
@@ -235,7 +235,7 @@ pub struct VerityReader<R> {
 
 impl<R: Read + Seek> VerityReader<R> {
     /// `inner` must expose the data area at offset 0 (the bundle file itself).
-    pub fn new(inner: R, tree: HashTree) -> Self {
+    pub fn new(inner: R, tree: Arc<HashTree>) -> Self {
         VerityReader {
             inner,
             tree,
@@ -312,4 +312,4 @@ impl<R: Read + Seek> Seek for VerityReader<R> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

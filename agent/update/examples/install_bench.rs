@@ -3,6 +3,9 @@
 //! the wall time of verify + write + activate printed as seconds.
 //!
 //!     install_bench SYSTEM_CONF BUNDLE BOOTED_SLOT
+//!
+//! With `OUTPOST_BENCH_STEPS=1` it also prints to stderr how long each step took (opening
+//! and verifying the bundle, then each progress step), the profile behind docs/updates.md.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -50,8 +53,17 @@ fn run(conf: &Path, bundle: &Path, booted: &str) -> Result<f64, Box<dyn std::err
         p.to_path_buf()
     })?;
     let bootloader = open_bootloader(&conf, Path::new("/etc/fw_env.config"))?;
+    let steps = std::env::var_os("OUTPOST_BENCH_STEPS").is_some();
     let start = Instant::now();
     let verified = Bundle::open(bundle, &keyring, &opts)?;
+    let mut last = ("Opening and verifying the bundle".to_string(), start);
+    let mut lap = |step: &str| {
+        let now = Instant::now();
+        if steps && step != last.0 {
+            eprintln!("{:>8.1} ms  {}", (now - last.1).as_secs_f64() * 1e3, last.0);
+            last = (step.to_string(), now);
+        }
+    };
     let env = Environment {
         bootloader: &*bootloader,
         status_file: conf.status_file(),
@@ -64,7 +76,8 @@ fn run(conf: &Path, bundle: &Path, booted: &str) -> Result<f64, Box<dyn std::err
         &booted,
         &InstallOptions::from_config(&conf),
         &env,
-        &mut |_| {},
+        &mut |p| lap(&p.step),
     )?;
+    lap("");
     Ok(start.elapsed().as_secs_f64())
 }

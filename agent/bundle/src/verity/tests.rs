@@ -1,7 +1,7 @@
 use super::*;
 
 /// Builds data ‖ tree the way `veritysetup format --format=1 --no-superblock` does.
-fn build(data: &[u8], salt: &[u8; 32]) -> (VerityParams, Vec<u8>) {
+pub(crate) fn build(data: &[u8], salt: &[u8; 32]) -> (VerityParams, Vec<u8>) {
     let mut levels: Vec<Vec<u8>> = Vec::new();
     let mut cur: Vec<&[u8]> = data.chunks(BLOCK_SIZE).collect();
     let mut owned;
@@ -31,7 +31,7 @@ fn build(data: &[u8], salt: &[u8; 32]) -> (VerityParams, Vec<u8>) {
     (params, tree)
 }
 
-fn data(blocks: usize) -> Vec<u8> {
+pub(crate) fn data(blocks: usize) -> Vec<u8> {
     (0..blocks * BLOCK_SIZE)
         .map(|i| (i * 7 % 251) as u8)
         .collect()
@@ -52,7 +52,7 @@ fn verifies_and_reads_through_a_two_level_tree() {
     let (params, tree) = build(&d, &[9u8; 32]);
     assert_eq!(params.tree_size, tree_size(d.len() as u64));
     let t = HashTree::verify(&params, d.len() as u64, tree).unwrap();
-    let mut r = VerityReader::new(std::io::Cursor::new(d.clone()), t);
+    let mut r = VerityReader::new(std::io::Cursor::new(d.clone()), Arc::new(t));
     r.seek(SeekFrom::Start(5000)).unwrap();
     let mut out = vec![0u8; 10_000];
     r.read_exact(&mut out).unwrap();
@@ -82,7 +82,7 @@ fn detects_tampered_data_tree_and_root() {
     let t = HashTree::verify(&params, d.len() as u64, tree).unwrap();
     let mut tampered = d.clone();
     tampered[200 * BLOCK_SIZE + 17] ^= 0x80;
-    let mut r = VerityReader::new(std::io::Cursor::new(tampered), t);
+    let mut r = VerityReader::new(std::io::Cursor::new(tampered), Arc::new(t));
     let mut sink = Vec::new();
     let err = r.read_to_end(&mut sink).unwrap_err();
     assert!(err.to_string().contains("data block 200"), "{err}");

@@ -5,7 +5,8 @@
 //! truncated and RAUC does not truncate file-backed slots either), the image is streamed from
 //! the bundle through `extract_image` (which hashes what it streams and checks size and sha256
 //! at the end), capped at the manifest size so a lying payload cannot write past the image
-//! ([`SlotWriter`], which also starts writeback early), then `fsync`ed. Only then is the
+//! ([`SlotWriter`], which writes around the page cache where it can and otherwise starts
+//! writeback early), then `fsync`ed. Only then is the
 //! status recorded and, after all images, the slot activated.
 
 use std::fs::OpenOptions;
@@ -18,7 +19,7 @@ use outpost_bundle::{BundleError, VerifiedBundle};
 
 use super::plan::{ImageTarget, Plan, Step};
 use super::progress::{Progress, ProgressMeter};
-use super::slot_writer::SlotWriter;
+use super::slot_writer::{self, SlotWriter};
 use crate::slots::SlotId;
 use crate::status_file::{CentralStatus, SlotStatus, StatusFileError};
 use crate::timestamp::rauc_timestamp;
@@ -189,7 +190,7 @@ fn write_image(
     t: &ImageTarget,
     on_bytes: &mut dyn FnMut(u64),
 ) -> Result<u64, InstallError> {
-    let mut file = OpenOptions::new()
+    let file = OpenOptions::new()
         .write(true)
         .open(&t.device)
         .map_err(|source| InstallError::OpenSlot {
@@ -197,7 +198,8 @@ fn write_image(
             device: t.device.clone(),
             source,
         })?;
-    let mut out = SlotWriter::new(&mut file, t.size, on_bytes);
+    let direct = slot_writer::open_direct(&t.device);
+    let mut out = SlotWriter::new(&file, direct, t.size, on_bytes);
     let n = bundle
         .extract_image(&t.class, &mut out)
         .map_err(|source| InstallError::Write {

@@ -55,6 +55,8 @@ pub struct BundleSpec<'a> {
     pub compatible: &'a str,
     pub version: &'a str,
     pub seed: u64,
+    /// Bytes of the rootfs image.
+    pub rootfs_len: usize,
 }
 
 impl Default for BundleSpec<'_> {
@@ -65,6 +67,7 @@ impl Default for BundleSpec<'_> {
             compatible: COMPATIBLE,
             version: "2026.11.0",
             seed: 1,
+            rootfs_len: ROOTFS_LEN,
         }
     }
 }
@@ -81,7 +84,11 @@ impl Fixture {
         }
         let content = self.root.join(format!("content-{}", spec.name));
         std::fs::create_dir_all(&content).unwrap();
-        std::fs::write(content.join("rootfs.img"), noise(spec.seed, ROOTFS_LEN)).unwrap();
+        std::fs::write(
+            content.join("rootfs.img"),
+            noise(spec.seed, spec.rootfs_len),
+        )
+        .unwrap();
         std::fs::write(
             content.join("appfs.img"),
             noise(spec.seed + 1000, APPFS_LEN),

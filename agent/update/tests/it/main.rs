@@ -5,3 +5,4 @@ mod power_cut;
 mod rauc_compare;
 mod refusals;
 mod sdboot;
+mod tampered;
