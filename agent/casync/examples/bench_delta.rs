@@ -49,7 +49,6 @@ fn fill(dir: &Path, total: usize, version: u64) -> usize {
     changed
 }
 
-
 fn mib(b: u64) -> String {
     format!("{:.2} MiB", b as f64 / 1048576.0)
 }

@@ -38,7 +38,6 @@ fn fill(dir: &Path, files: usize, version: u64) {
     }
 }
 
-
 #[test]
 fn v1_seeds_most_of_v2_and_only_missing_chunks_are_fetched_and_verified() {
     let tmp = tempfile::tempdir().unwrap();

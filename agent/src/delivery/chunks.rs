@@ -64,7 +64,17 @@ pub async fn prefetch(
                     stats.lock().unwrap_or_else(|p| p.into_inner()).cached += 1;
                     continue;
                 }
-                one(&mut client, &store_path, &id, len, digest, &path, &stats, &received).await?;
+                one(
+                    &mut client,
+                    &store_path,
+                    &id,
+                    len,
+                    digest,
+                    &path,
+                    &stats,
+                    &received,
+                )
+                .await?;
             }
         });
     }

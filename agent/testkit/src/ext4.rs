@@ -8,7 +8,14 @@ use std::process::Command;
 pub fn image(dir: &Path, image: &Path, size_mib: usize) {
     crate::cmd::run(
         Command::new("mkfs.ext4")
-            .args(["-q", "-F", "-b", "4096", "-U", "6f9619ff-8b86-d011-b42d-00cf4fc964ff"])
+            .args([
+                "-q",
+                "-F",
+                "-b",
+                "4096",
+                "-U",
+                "6f9619ff-8b86-d011-b42d-00cf4fc964ff",
+            ])
             .args(["-E", "hash_seed=6f9619ff-8b86-d011-b42d-00cf4fc964ff", "-d"])
             .arg(dir)
             .arg(image)

@@ -16,8 +16,8 @@ pub mod bundle;
 pub mod cmd;
 pub mod device;
 pub mod ek_ca;
-pub mod ext4;
 pub mod esp;
+pub mod ext4;
 pub mod pki;
 pub mod swtpm;
 
