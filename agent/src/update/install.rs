@@ -127,9 +127,12 @@ pub fn run(
         status_file: status.as_deref(),
         now: &SystemTime::now,
     };
+    // RAUC's convention: the chunk store of `x.raucb` is the folder `x.castr` beside it.
+    let castr = bundle.with_extension("castr");
     let options = InstallOptions {
         ignore_compatible: overrides.ignore_compatible,
         ignore_version_limit: overrides.ignore_version_limit,
+        casync_store: castr.is_dir().then_some(castr),
         ..InstallOptions::from_config(&cfg.system)
     };
     let report = install(

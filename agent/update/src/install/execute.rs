@@ -68,6 +68,8 @@ pub enum InstallError {
         #[source]
         source: Box<BootError>,
     },
+    #[error("failed writing the casync image of slot {slot}: {message}")]
+    Casync { slot: SlotId, message: String },
     #[error("plan step refers to image #{0}, which the plan does not have")]
     BadPlan(usize),
 }
@@ -190,6 +192,14 @@ fn write_image(
     t: &ImageTarget,
     on_bytes: &mut dyn FnMut(u64),
 ) -> Result<u64, InstallError> {
+    if let Some(src) = &t.casync {
+        return super::casync_image::write(bundle, t, src, on_bytes).map_err(|message| {
+            InstallError::Casync {
+                slot: t.slot.clone(),
+                message,
+            }
+        });
+    }
     let file = OpenOptions::new()
         .write(true)
         .open(&t.device)

@@ -2,6 +2,7 @@
 //! [`Refusal`]) then [`execute`] (the small I/O driver). [`install`] does both, after
 //! measuring the slot devices.
 
+mod casync_image;
 mod execute;
 mod plan;
 mod progress;

@@ -31,6 +31,9 @@ pub struct InstallOptions {
     pub activate: bool,
     /// `variant-name`: picks `[image.<class>.<variant>]` over the default image.
     pub variant: Option<String>,
+    /// Where the chunks of casync images (`.caibx`) are: the bundle's `.castr` folder, or
+    /// RAUC's `[casync] storepath`. `None`: casync images are refused.
+    pub casync_store: Option<PathBuf>,
 }
 
 impl Default for InstallOptions {
@@ -41,6 +44,7 @@ impl Default for InstallOptions {
             ignore_version_limit: false,
             activate: true,
             variant: None,
+            casync_store: None,
         }
     }
 }
@@ -80,6 +84,16 @@ pub struct ImageTarget {
     pub filename: String,
     pub size: u64,
     pub sha256: [u8; 32],
+    /// Set for a casync image: where its chunks are, and the seed (the booted group's slot of
+    /// the same class, whose chunks need not be copied from the store).
+    pub casync: Option<CasyncSource>,
+}
+
+/// The chunk sources of a casync image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CasyncSource {
+    pub store: PathBuf,
+    pub seed: Option<PathBuf>,
 }
 
 /// One step of the install, executed in order by `execute`.
@@ -237,9 +251,27 @@ fn target_for(
             filename,
         });
     }
-    if let Some(kind) = archive_kind(&filename) {
-        return Err(unsupported(class, kind));
-    }
+    let casync = if filename.ends_with(".caibx") {
+        let store = input.options.casync_store.clone().ok_or_else(|| {
+            unsupported(
+                class,
+                "a casync image (.caibx) without its chunk store (the .castr folder beside the bundle)",
+            )
+        })?;
+        let seed = input
+            .slots
+            .iter()
+            .find(|s| {
+                s.id.class() == class.as_str() && input.slots.in_booted_group(s, input.booted)
+            })
+            .map(|s| s.device.clone());
+        Some(CasyncSource { store, seed })
+    } else {
+        if let Some(kind) = archive_kind(&filename) {
+            return Err(unsupported(class, kind));
+        }
+        None
+    };
     let slot = *group.get(class).ok_or_else(|| Refusal::NoTargetSlot {
         class: class.clone(),
     })?;
@@ -284,6 +316,7 @@ fn target_for(
         filename,
         size,
         sha256,
+        casync,
     })
 }
 

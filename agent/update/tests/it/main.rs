@@ -1,5 +1,6 @@
 //! Integration tests against the real rauc 1.8, grub-editenv, dbus-daemon and bootctl.
 
+mod casync;
 mod fixture;
 mod power_cut;
 mod rauc_compare;
