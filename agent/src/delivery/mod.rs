@@ -10,6 +10,7 @@
 //! - otherwise download (continuing any part on disk) and install.
 
 pub mod chunks;
+pub mod delta;
 pub mod download;
 pub mod view;
 
@@ -121,17 +122,44 @@ impl Delivery {
     }
 
     fn client(&self) -> Result<HubClient, String> {
-        let tls = match &self.identity {
-            Some(identity) => identity.client_config()?,
-            None => crate::uploader::tls::client_config(&self.hub)
-                .map_err(|e| crate::oneline(&e.to_string()))?,
+        make_client(&self.hub, self.identity.as_ref(), self.request_timeout)
+    }
+
+    /// For a casync bundle: fetches the chunks the booted slot lacks from the hub's store into
+    /// the store folder beside the downloaded bundle. Returns the compressed bytes received.
+    async fn fetch_delta(
+        &self,
+        offer: &UpdateOffer,
+        bundle: &std::path::Path,
+    ) -> Result<u64, String> {
+        let Some(store_path) = offer.store_path.clone() else {
+            return Ok(0);
         };
-        let client = HubClient::new(&self.hub, tls, self.request_timeout)
-            .map_err(|e| crate::oneline(&e.to_string()))?;
-        Ok(match &self.identity {
-            Some(identity) => client.with_time_floor(identity.time_floor()),
-            None => client,
-        })
+        let (cfg, path) = (self.update.clone(), bundle.to_path_buf());
+        let missing = tokio::task::spawn_blocking(move || delta::missing_chunks(&cfg, &path))
+            .await
+            .map_err(|e| format!("delta planning task: {e}"))??;
+        let Some((wanted, digest)) = missing else {
+            return Ok(0);
+        };
+        let received = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let (hub, identity, timeout) = (
+            self.hub.clone(),
+            self.identity.clone(),
+            self.request_timeout,
+        );
+        let stats = chunks::prefetch(
+            move || make_client(&hub, identity.as_ref(), timeout),
+            &store_path,
+            wanted,
+            digest,
+            &delta::store_beside(bundle),
+            4,
+            received.clone(),
+        )
+        .await?;
+        tracing::info!(release = %offer.release, fetched = stats.fetched, cached = stats.cached, bytes = stats.bytes, "delta chunks ready");
+        Ok(received.load(std::sync::atomic::Ordering::Relaxed))
     }
 
     async fn slots(&self) -> Result<SlotsView, String> {
@@ -270,10 +298,21 @@ impl Delivery {
                 return view("failed", message, Some(offer), fetched);
             }
         };
+        let fetched = match self.fetch_delta(&offer, &path).await {
+            Ok(chunk_bytes) => fetched + chunk_bytes,
+            Err(e) => {
+                let message = format!(
+                    "fetching the chunks of release {} failed: {e}",
+                    offer.release
+                );
+                return view("failed", message, Some(offer), fetched);
+            }
+        };
         self.view.send_modify(|v| v.phase = Phase::Installing);
         let result = self.install(&path).await;
         // The bundle is either in a slot now or refused: its download is not needed again.
         let _ = tokio::fs::remove_file(&path).await;
+        let _ = tokio::fs::remove_dir_all(delta::store_beside(&path)).await;
         match result {
             Ok(()) => {
                 let message = format!(
@@ -488,6 +527,24 @@ impl Delivery {
         let ms = (base.as_millis() as i64 + offset).max(1000);
         Duration::from_millis(ms as u64)
     }
+}
+
+fn make_client(
+    hub: &HubConfig,
+    identity: Option<&Arc<Identity>>,
+    timeout: Duration,
+) -> Result<HubClient, String> {
+    let tls = match identity {
+        Some(identity) => identity.client_config()?,
+        None => {
+            crate::uploader::tls::client_config(hub).map_err(|e| crate::oneline(&e.to_string()))?
+        }
+    };
+    let client = HubClient::new(hub, tls, timeout).map_err(|e| crate::oneline(&e.to_string()))?;
+    Ok(match identity {
+        Some(identity) => client.with_time_floor(identity.time_floor()),
+        None => client,
+    })
 }
 
 /// The bundle version of the booted slot (what the device runs).

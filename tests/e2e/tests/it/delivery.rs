@@ -303,3 +303,106 @@ fn a_published_release_is_downloaded_resumably_installed_and_reported() -> Resul
     ensure!(agent.terminate()? && hub.terminate()?);
     Ok(())
 }
+
+/// A casync bundle (`rauc convert`) published with its chunk store: the device fetches the
+/// small bundle, then only the chunks its booted slot lacks, and installs the image.
+#[test]
+fn a_casync_release_is_installed_as_a_delta_from_the_booted_slot() -> Result<()> {
+    let fleet = Fleet::init(1)?;
+    let pki = Pki::new(&fleet.dir.join("pki"));
+    pki.ca("ca", "Delivery CA", KeyType::Ec);
+    pki.signer("ca", "signer", "Delivery Signer", KeyType::Ec, "");
+    let v1 = image();
+    let mut v2 = v1.clone();
+    for b in &mut v2[1_000_000..1_131_072] {
+        *b = b.wrapping_add(1);
+    }
+    let content = fleet.dir.join("content");
+    std::fs::create_dir_all(&content)?;
+    std::fs::write(content.join("rootfs.img"), &v2)?;
+    let plain = fleet.dir.join("v2-plain.raucb");
+    let manifest = Manifest {
+        compatible: "e2e-delivery",
+        version: "2.0",
+        description: "delta test",
+        build: "1",
+        format: "plain",
+        images: &[("rootfs", "rootfs.img")],
+    };
+    rauc_bundle(&content, &manifest, &pki, "signer", &plain);
+    let casync_bundle = fleet.dir.join("v2.raucb");
+    let out = std::process::Command::new("rauc")
+        .arg(format!("--keyring={}", pki.cert("ca").display()))
+        .arg("convert")
+        .arg(format!("--cert={}", pki.cert("signer").display()))
+        .arg(format!("--key={}", pki.key("signer").display()))
+        .arg(&plain)
+        .arg(&casync_bundle)
+        .output()?;
+    ensure!(
+        out.status.success(),
+        "rauc convert: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let store = fleet.dir.join("v2.castr");
+    let store_bytes: u64 = walk(&store)
+        .iter()
+        .map(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))
+        .sum();
+
+    let hub_toml = std::fs::read_to_string(fleet.hub_config())?;
+    std::fs::write(
+        fleet.hub_config(),
+        hub_toml.replace(
+            "# keyring = \"bundle-ca.pem\"",
+            &format!("keyring = {:?}", pki.cert("ca").display().to_string()),
+        ),
+    )?;
+    let out = std::process::Command::new(bin_path("outpost-hub"))
+        .args(["release", "add", "--channel", "stable", "--config"])
+        .arg(fleet.hub_config())
+        .arg("--store")
+        .arg(&store)
+        .arg(&casync_bundle)
+        .output()?;
+    ensure!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let mut hub = Hub::start(&fleet.hub_config())?;
+    let dev = fleet.device(1);
+    configure(&dev, &pki.cert("ca"), &hub.url, "")?;
+    // The booted slot A runs v1.
+    let mut a = std::fs::read(dev.dir.join("rootfs-a"))?;
+    a[..IMAGE_LEN].copy_from_slice(&v1);
+    std::fs::write(dev.dir.join("rootfs-a"), &a)?;
+    let mut agent = Agent::start(&dev.config)?;
+    let (code, done) = ctl(&dev, &["update", "now", "--json"])?;
+    ensure!(code == Some(0) && done["result"] == "installed", "{done}");
+    let fetched = done["fetched"].as_u64().context("fetched")?;
+    let bundle_len = std::fs::metadata(&casync_bundle)?.len();
+    ensure!(
+        fetched < bundle_len + store_bytes / 4,
+        "fetched {fetched} of a {bundle_len} byte bundle and a {store_bytes} byte store"
+    );
+    let slot_b = std::fs::read(dev.dir.join("rootfs-b"))?;
+    ensure!(slot_b[..IMAGE_LEN] == v2[..], "slot B does not hold v2");
+    eprintln!("delta: fetched {fetched} bytes; bundle {bundle_len}, store {store_bytes}, image {IMAGE_LEN}");
+    ensure!(agent.terminate()? && hub.terminate()?);
+    Ok(())
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
