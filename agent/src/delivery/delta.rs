@@ -13,12 +13,13 @@ use outpost_update::Booted;
 use crate::config::UpdateConfig;
 use crate::update::context;
 
+/// Chunks to fetch (id, uncompressed length) and how their ids are computed.
+pub type Missing = (Vec<(ChunkId, u64)>, Digest);
+
 /// The chunks to fetch for every casync image of `bundle`, and their digest (one per bundle
-/// in practice). Blocking: verifies the bundle and reads the seed slots.
-pub fn missing_chunks(
-    cfg: &UpdateConfig,
-    bundle: &Path,
-) -> Result<Option<(Vec<(ChunkId, u64)>, Digest)>, String> {
+/// in practice); `None` when the bundle has no casync image. Blocking: verifies the bundle and
+/// reads the seed slots.
+pub fn missing_chunks(cfg: &UpdateConfig, bundle: &Path) -> Result<Option<Missing>, String> {
     let keyring = context::keyring(cfg).map_err(|e| e.to_string())?;
     let verified = Bundle::open(bundle, &keyring, &context::verify_options(cfg))
         .map_err(|e| format!("the downloaded bundle does not verify: {e}"))?;
