@@ -159,7 +159,9 @@ impl Delivery {
         )
         .await?;
         tracing::info!(release = %offer.release, fetched = stats.fetched, cached = stats.cached, bytes = stats.bytes, "delta chunks ready");
-        Ok(received.load(std::sync::atomic::Ordering::Relaxed))
+        let received = received.load(std::sync::atomic::Ordering::Relaxed);
+        self.view.send_modify(|v| v.fetched += received);
+        Ok(received)
     }
 
     async fn slots(&self) -> Result<SlotsView, String> {
