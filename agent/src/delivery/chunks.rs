@@ -15,8 +15,11 @@ use crate::uploader::client::HubClient;
 
 /// Largest chunk file accepted from the hub (casync's maximum chunk size, compressed or not).
 const MAX_CHUNK_FILE: usize = 128 << 20;
-/// Attempts per chunk before the update fails (transient errors and bad chunks alike).
+/// Attempts per chunk before the update fails on transient errors.
 const ATTEMPTS: u32 = 8;
+/// Bad (unverifiable) answers tolerated per chunk: one retry, in case the hub was mid-publish;
+/// a store that keeps serving wrong bytes fails the update instead of looping.
+const BAD_ANSWERS: u32 = 2;
 
 /// What a prefetch did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -106,6 +109,7 @@ async fn one(
     let url = format!("{store_path}{}", id.store_path());
     let mut delay = Duration::from_millis(200);
     let mut last = String::new();
+    let mut bad = 0;
     for _ in 0..ATTEMPTS {
         match client.get_keepalive(&url, MAX_CHUNK_FILE).await {
             Ok((status, body)) if status.as_u16() == 200 => {
@@ -126,6 +130,10 @@ async fn one(
                     Err(e) => {
                         stats.lock().unwrap_or_else(|p| p.into_inner()).corrupt += 1;
                         last = format!("the hub sent a bad chunk: {e}");
+                        bad += 1;
+                        if bad >= BAD_ANSWERS {
+                            break;
+                        }
                     }
                 }
             }

@@ -379,6 +379,49 @@ fn a_casync_release_is_installed_as_a_delta_from_the_booted_slot() -> Result<()>
     a[..IMAGE_LEN].copy_from_slice(&v1);
     std::fs::write(dev.dir.join("rootfs-a"), &a)?;
     let mut agent = Agent::start(&dev.config)?;
+
+    // The hub's store serves wrong bytes: the update fails cleanly, nothing is written to B,
+    // and no bad chunk is kept.
+    let served = fleet.dir.join("data/releases");
+    let served_chunks: Vec<_> = walk(&served)
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "cacnk"))
+        .collect();
+    ensure!(
+        !served_chunks.is_empty(),
+        "no chunks under {}",
+        served.display()
+    );
+    let originals: Vec<Vec<u8>> = served_chunks
+        .iter()
+        .map(std::fs::read)
+        .collect::<Result<_, _>>()?;
+    for p in &served_chunks {
+        std::fs::write(p, b"these are not the chunk's bytes")?;
+    }
+    let b_before = std::fs::read(dev.dir.join("rootfs-b"))?;
+    let (code, failed) = ctl(&dev, &["update", "now", "--json"])?;
+    ensure!(code == Some(1) && failed["result"] == "failed", "{failed}");
+    ensure!(
+        failed["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("bad chunk"),
+        "{failed}"
+    );
+    ensure!(
+        std::fs::read(dev.dir.join("rootfs-b"))? == b_before,
+        "slot B was written"
+    );
+    let cached: Vec<_> = walk(&dev.dir.join("state/delivery"))
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "cacnk"))
+        .collect();
+    ensure!(cached.is_empty(), "bad chunks were kept: {cached:?}");
+    for (p, bytes) in served_chunks.iter().zip(&originals) {
+        std::fs::write(p, bytes)?;
+    }
+
     let (code, done) = ctl(&dev, &["update", "now", "--json"])?;
     ensure!(code == Some(0) && done["result"] == "installed", "{done}");
     let fetched = done["fetched"].as_u64().context("fetched")?;
