@@ -216,13 +216,16 @@ impl Store {
     }
 
     /// Lifts the revocation of `id`: it may enroll again with a token. Its certificates issued
-    /// until now stay refused (notBefore ≤ now). Returns false if it was not revoked.
-    pub fn allow(&mut self, id: &str, now_ms: i64) -> Result<bool, StoreError> {
+    /// before the revocation stay refused (notBefore ≤ the revocation time: none was issued
+    /// while it was revoked), and new ones start after it — never in the future, however soon
+    /// the device enrolls again. Returns false if it was not revoked.
+    pub fn allow(&mut self, id: &str, _now_ms: i64) -> Result<bool, StoreError> {
         let changed = self.conn.execute(
-            "UPDATE devices SET revoked_at_ms = NULL,
-                    certs_after_ms = max(?2, coalesce(certs_after_ms, ?2))
+            "UPDATE devices SET
+                    certs_after_ms = max(revoked_at_ms, coalesce(certs_after_ms, revoked_at_ms)),
+                    revoked_at_ms = NULL
              WHERE id = ?1 AND revoked_at_ms IS NOT NULL",
-            params![id, now_ms],
+            params![id],
         )?;
         Ok(changed == 1)
     }

@@ -229,9 +229,9 @@ struct RevokeArgs {
 #[command(
     long_about = "\
 Lift the revocation of a device: it may enroll again with a token (for a TPM device: the same
-TPM, so the same id). Certificates issued to it before now stay refused, so a certificate
-that was stolen before the revocation does not come back with it; certificates issued from
-now on (by enrollment or renewal) have a notBefore after this moment.",
+TPM, so the same id). Certificates issued to it before the revocation stay refused, so a
+certificate that was stolen before the revocation does not come back with it; certificates
+issued from now on (by enrollment or renewal) have a notBefore after the revocation.",
     after_long_help = "\
 EXAMPLES:
     outpost-hub device allow --config ./outpost/hub.toml 3f6c...e1
