@@ -143,6 +143,24 @@ fn good_sha() -> String {
     hex::encode(Sha256::digest(FILE))
 }
 
+/// One download attempt against the server at `addr`.
+async fn attempt(
+    addr: std::net::SocketAddr,
+    ca: &str,
+    d: &std::path::Path,
+    o: &UpdateOffer,
+) -> Result<download::Fetched, (DownloadError, u64)> {
+    download::attempt(
+        &mut client(addr, ca, d),
+        d,
+        o,
+        Duration::from_secs(5),
+        None,
+        |_| {},
+    )
+    .await
+}
+
 /// A part of 40 000 bytes already on disk.
 fn with_part(dir: &std::path::Path, o: &UpdateOffer) {
     std::fs::write(download::part_path(dir, o), &FILE[..40_000]).unwrap();
@@ -157,16 +175,7 @@ async fn a_part_resumes_and_a_lying_or_overlong_answer_is_refused() {
     // Honest: resumes after the 40 000 bytes it has, fetches only the rest.
     let (addr, ca) = server(Behaviour::Honest).await;
     with_part(d, &o);
-    let got = download::attempt(
-        &mut client(addr, &ca, d),
-        d,
-        &o,
-        Duration::from_secs(5),
-        None,
-        |_| {},
-    )
-    .await
-    .unwrap();
+    let got = attempt(addr, &ca, d, &o).await.unwrap();
     assert_eq!((got.received, got.have), (60_000, 100_000));
     assert_eq!(
         download::finish(d, &o).await.unwrap(),
@@ -177,16 +186,7 @@ async fn a_part_resumes_and_a_lying_or_overlong_answer_is_refused() {
     // Lying Content-Range: refused, the part keeps what it had.
     let (addr, ca) = server(Behaviour::LyingRange).await;
     with_part(d, &o);
-    let err = download::attempt(
-        &mut client(addr, &ca, d),
-        d,
-        &o,
-        Duration::from_secs(5),
-        None,
-        |_| {},
-    )
-    .await
-    .unwrap_err();
+    let err = attempt(addr, &ca, d, &o).await.unwrap_err();
     assert!(
         matches!(err.0, DownloadError::Bad(ref m) if m.contains("Content-Range")),
         "{:?}",
@@ -199,16 +199,7 @@ async fn a_part_resumes_and_a_lying_or_overlong_answer_is_refused() {
 
     // More bytes than the release has: refused.
     let (addr, ca) = server(Behaviour::TooLong).await;
-    let err = download::attempt(
-        &mut client(addr, &ca, d),
-        d,
-        &o,
-        Duration::from_secs(5),
-        None,
-        |_| {},
-    )
-    .await
-    .unwrap_err();
+    let err = attempt(addr, &ca, d, &o).await.unwrap_err();
     assert!(
         matches!(err.0, DownloadError::Bad(ref m) if m.contains("more bytes")),
         "{:?}",
@@ -218,16 +209,7 @@ async fn a_part_resumes_and_a_lying_or_overlong_answer_is_refused() {
     // A 200 to a range request: the part starts over and completes.
     let (addr, ca) = server(Behaviour::IgnoresRange).await;
     with_part(d, &o);
-    let got = download::attempt(
-        &mut client(addr, &ca, d),
-        d,
-        &o,
-        Duration::from_secs(5),
-        None,
-        |_| {},
-    )
-    .await
-    .unwrap();
+    let got = attempt(addr, &ca, d, &o).await.unwrap();
     assert_eq!((got.received, got.have), (100_000, 100_000));
 
     // A complete part with another digest: refused and deleted.

@@ -156,6 +156,40 @@ auto_install = false
     Ok(())
 }
 
+/// A fleet of one device, a bundle PKI (`ca`, `signer`) and the hub trusting it for releases.
+fn fleet_with_bundle_pki() -> Result<(Fleet, Pki)> {
+    let fleet = Fleet::init(1)?;
+    let pki = Pki::new(&fleet.dir.join("pki"));
+    pki.ca("ca", "Delivery CA", KeyType::Ec);
+    pki.signer("ca", "signer", "Delivery Signer", KeyType::Ec, "");
+    let hub_toml = std::fs::read_to_string(fleet.hub_config())?;
+    std::fs::write(
+        fleet.hub_config(),
+        hub_toml.replace(
+            "# keyring = \"bundle-ca.pem\"",
+            &format!("keyring = {:?}", pki.cert("ca").display().to_string()),
+        ),
+    )?;
+    Ok((fleet, pki))
+}
+
+/// A plain bundle of `image` (version 2.0) signed by the test signer, at `out`.
+fn plain_bundle(fleet: &Fleet, pki: &Pki, image: &[u8], out: &Path) -> Result<()> {
+    let content = fleet.dir.join("content");
+    std::fs::create_dir_all(&content)?;
+    std::fs::write(content.join("rootfs.img"), image)?;
+    let manifest = Manifest {
+        compatible: "e2e-delivery",
+        version: "2.0",
+        description: "delivery test",
+        build: "1",
+        format: "plain",
+        images: &[("rootfs", "rootfs.img")],
+    };
+    rauc_bundle(&content, &manifest, pki, "signer", out);
+    Ok(())
+}
+
 fn ctl(dev: &DeviceDir, args: &[&str]) -> Result<(Option<i32>, Value)> {
     let out = dev.ctl(args, None)?;
     let v: Value = serde_json::from_slice(&out.stdout)
@@ -165,34 +199,11 @@ fn ctl(dev: &DeviceDir, args: &[&str]) -> Result<(Option<i32>, Value)> {
 
 #[test]
 fn a_published_release_is_downloaded_resumably_installed_and_reported() -> Result<()> {
-    let fleet = Fleet::init(1)?;
-    let pki = Pki::new(&fleet.dir.join("pki"));
-    pki.ca("ca", "Delivery CA", KeyType::Ec);
-    pki.signer("ca", "signer", "Delivery Signer", KeyType::Ec, "");
-    let content = fleet.dir.join("content");
-    std::fs::create_dir_all(&content)?;
+    let (fleet, pki) = fleet_with_bundle_pki()?;
     let img = image();
-    std::fs::write(content.join("rootfs.img"), &img)?;
     let bundle = fleet.dir.join("v2.raucb");
-    let manifest = Manifest {
-        compatible: "e2e-delivery",
-        version: "2.0",
-        description: "delivery test",
-        build: "1",
-        format: "plain",
-        images: &[("rootfs", "rootfs.img")],
-    };
-    rauc_bundle(&content, &manifest, &pki, "signer", &bundle);
+    plain_bundle(&fleet, &pki, &img, &bundle)?;
     let bundle_len = std::fs::metadata(&bundle)?.len();
-
-    let hub_toml = std::fs::read_to_string(fleet.hub_config())?;
-    std::fs::write(
-        fleet.hub_config(),
-        hub_toml.replace(
-            "# keyring = \"bundle-ca.pem\"",
-            &format!("keyring = {:?}", pki.cert("ca").display().to_string()),
-        ),
-    )?;
     let out = std::process::Command::new(bin_path("outpost-hub"))
         .args([
             "release",
@@ -308,28 +319,14 @@ fn a_published_release_is_downloaded_resumably_installed_and_reported() -> Resul
 /// small bundle, then only the chunks its booted slot lacks, and installs the image.
 #[test]
 fn a_casync_release_is_installed_as_a_delta_from_the_booted_slot() -> Result<()> {
-    let fleet = Fleet::init(1)?;
-    let pki = Pki::new(&fleet.dir.join("pki"));
-    pki.ca("ca", "Delivery CA", KeyType::Ec);
-    pki.signer("ca", "signer", "Delivery Signer", KeyType::Ec, "");
+    let (fleet, pki) = fleet_with_bundle_pki()?;
     let v1 = image();
     let mut v2 = v1.clone();
     for b in &mut v2[1_000_000..1_131_072] {
         *b = b.wrapping_add(1);
     }
-    let content = fleet.dir.join("content");
-    std::fs::create_dir_all(&content)?;
-    std::fs::write(content.join("rootfs.img"), &v2)?;
     let plain = fleet.dir.join("v2-plain.raucb");
-    let manifest = Manifest {
-        compatible: "e2e-delivery",
-        version: "2.0",
-        description: "delta test",
-        build: "1",
-        format: "plain",
-        images: &[("rootfs", "rootfs.img")],
-    };
-    rauc_bundle(&content, &manifest, &pki, "signer", &plain);
+    plain_bundle(&fleet, &pki, &v2, &plain)?;
     let casync_bundle = fleet.dir.join("v2.raucb");
     let out = std::process::Command::new("rauc")
         .arg(format!("--keyring={}", pki.cert("ca").display()))
@@ -350,14 +347,6 @@ fn a_casync_release_is_installed_as_a_delta_from_the_booted_slot() -> Result<()>
         .map(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))
         .sum();
 
-    let hub_toml = std::fs::read_to_string(fleet.hub_config())?;
-    std::fs::write(
-        fleet.hub_config(),
-        hub_toml.replace(
-            "# keyring = \"bundle-ca.pem\"",
-            &format!("keyring = {:?}", pki.cert("ca").display().to_string()),
-        ),
-    )?;
     let out = std::process::Command::new(bin_path("outpost-hub"))
         .args(["release", "add", "--channel", "stable", "--config"])
         .arg(fleet.hub_config())
