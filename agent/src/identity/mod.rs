@@ -50,6 +50,9 @@ pub fn renew_at_ms(not_before_ms: i64, not_after_ms: i64) -> i64 {
     not_before_ms.saturating_add(lifetime / 3 * 2)
 }
 
+/// How far ahead of the device's clock a certificate's notBefore may be and still be used.
+const FUTURE_SKEW_MS: i64 = 5 * 60 * 1000;
+
 /// Where enrollment stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
@@ -234,6 +237,14 @@ impl Identity {
                 outpost_proto::time::rfc3339_millis(info.not_after_ms)
             ));
         }
+        // A certificate that starts at most a few minutes from now is not refused: the hub's
+        // clock may be ahead of ours, and a device re-enrolled right after an operator lifted
+        // its revocation gets one that starts just after the revocation (docs/hub.md).
+        let now = if info.not_before_ms > now && info.not_before_ms - now <= FUTURE_SKEW_MS {
+            info.not_before_ms
+        } else {
+            now
+        };
         if !info.is_valid_at(now) {
             return Err(format!(
                 "{} is not valid now (valid {} to {})",

@@ -122,14 +122,8 @@ impl HubClient {
     /// POSTs one zstd-compressed `IngestBatch`. Any error drops the connection so the next
     /// attempt starts from a fresh TCP+TLS handshake.
     pub async fn post_batch(&mut self, body: Bytes) -> Result<IngestResponse, UploadError> {
-        let ms = self.timeout.as_millis() as u64;
-        let result = match tokio::time::timeout(self.timeout, self.exchange(body)).await {
-            Ok(r) => r,
-            Err(_) => Err(UploadError::Timeout {
-                addr: self.addr(),
-                ms,
-            }),
-        };
+        let (timeout, addr) = (self.timeout, self.addr());
+        let result = within_timeout(timeout, addr, self.exchange(body)).await;
         if result.is_err() {
             self.disconnect();
         }
@@ -175,23 +169,9 @@ impl HubClient {
         path: &str,
         body: Bytes,
     ) -> Result<(StatusCode, Bytes), UploadError> {
-        let timeout = self.timeout;
-        let ms = timeout.as_millis() as u64;
-        let addr = self.addr();
-        let timeout_addr = addr.clone();
         let target = format!("{}{path}", self.base);
-        let exchange = async {
-            let mut sender = self.connect().await?;
-            let request = self.json_post(&target, false, body, &addr)?;
-            self.send(&mut sender, request, 1024 * 1024, &addr).await
-        };
-        match tokio::time::timeout(timeout, exchange).await {
-            Ok(r) => r,
-            Err(_) => Err(UploadError::Timeout {
-                addr: timeout_addr,
-                ms,
-            }),
-        }
+        let request = self.json_post(&target, false, body, &self.addr())?;
+        self.once(request, 1024 * 1024).await
     }
 
     /// A GET of `path_and_query` (under `hub.url`'s path) on a fresh connection; the answer's
@@ -201,23 +181,23 @@ impl HubClient {
         path_and_query: &str,
         limit: usize,
     ) -> Result<(StatusCode, Bytes), UploadError> {
-        let timeout = self.timeout;
-        let ms = timeout.as_millis() as u64;
-        let addr = self.addr();
-        let timeout_addr = addr.clone();
         let target = format!("{}{path_and_query}", self.base);
-        let exchange = async {
+        let request = self.get_request(&target, None, &self.addr())?;
+        self.once(request, limit).await
+    }
+
+    /// `request` on a fresh connection (closed afterwards), within the request timeout.
+    async fn once(
+        &mut self,
+        request: Request<Full<Bytes>>,
+        limit: usize,
+    ) -> Result<(StatusCode, Bytes), UploadError> {
+        let (timeout, addr) = (self.timeout, self.addr());
+        within_timeout(timeout, addr.clone(), async {
             let mut sender = self.connect().await?;
-            let request = self.get_request(&target, None, &addr)?;
             self.send(&mut sender, request, limit, &addr).await
-        };
-        match tokio::time::timeout(timeout, exchange).await {
-            Ok(r) => r,
-            Err(_) => Err(UploadError::Timeout {
-                addr: timeout_addr,
-                ms,
-            }),
-        }
+        })
+        .await
     }
 
     /// A GET on the kept-alive connection (opened if needed), e.g. one chunk of many; status
@@ -228,12 +208,9 @@ impl HubClient {
         path: &str,
         limit: usize,
     ) -> Result<(StatusCode, Bytes), UploadError> {
-        let timeout = self.timeout;
-        let ms = timeout.as_millis() as u64;
-        let addr = self.addr();
-        let timeout_addr = addr.clone();
+        let (timeout, addr) = (self.timeout, self.addr());
         let target = format!("{}{path}", self.base);
-        let exchange = async {
+        let result = within_timeout(timeout, addr.clone(), async {
             let reusable = match self.sender.take() {
                 Some(mut s) if !s.is_closed() => s.ready().await.is_ok().then_some(s),
                 _ => None,
@@ -246,14 +223,8 @@ impl HubClient {
             let answer = self.send(&mut sender, request, limit, &addr).await?;
             self.sender = Some(sender);
             Ok(answer)
-        };
-        let result = match tokio::time::timeout(timeout, exchange).await {
-            Ok(r) => r,
-            Err(_) => Err(UploadError::Timeout {
-                addr: timeout_addr,
-                ms,
-            }),
-        };
+        })
+        .await;
         if result.is_err() {
             self.disconnect();
         }
@@ -268,10 +239,9 @@ impl HubClient {
         path: &str,
         range_from: Option<u64>,
     ) -> Result<hyper::Response<hyper::body::Incoming>, UploadError> {
-        let timeout = self.timeout;
-        let addr = self.addr();
+        let (timeout, addr) = (self.timeout, self.addr());
         let target = format!("{}{path}", self.base);
-        let exchange = async {
+        within_timeout(timeout, addr.clone(), async {
             let mut sender = self.connect().await?;
             let request = self.get_request(&target, range_from, &addr)?;
             let response = sender
@@ -280,14 +250,8 @@ impl HubClient {
                 .map_err(|e| classify(&addr, &e))?;
             self.saw_date(response.status(), response.headers());
             Ok(response)
-        };
-        match tokio::time::timeout(timeout, exchange).await {
-            Ok(r) => r,
-            Err(_) => Err(UploadError::Timeout {
-                addr: self.addr(),
-                ms: timeout.as_millis() as u64,
-            }),
-        }
+        })
+        .await
     }
 
     fn get_request(
@@ -399,6 +363,21 @@ impl HubClient {
         });
         tracing::debug!(hub = %addr, "connected to hub");
         Ok(sender)
+    }
+}
+
+/// `exchange` within the request timeout; a timeout names the hub.
+async fn within_timeout<T>(
+    timeout: std::time::Duration,
+    addr: String,
+    exchange: impl std::future::Future<Output = Result<T, UploadError>>,
+) -> Result<T, UploadError> {
+    match tokio::time::timeout(timeout, exchange).await {
+        Ok(r) => r,
+        Err(_) => Err(UploadError::Timeout {
+            addr,
+            ms: timeout.as_millis() as u64,
+        }),
     }
 }
 
