@@ -132,14 +132,7 @@ impl HubClient {
 
     async fn exchange(&mut self, body: Bytes) -> Result<IngestResponse, UploadError> {
         let addr = self.addr();
-        let reusable = match self.sender.take() {
-            Some(mut s) if !s.is_closed() => s.ready().await.is_ok().then_some(s),
-            _ => None,
-        };
-        let mut sender = match reusable {
-            Some(s) => s,
-            None => self.connect().await?,
-        };
+        let mut sender = self.kept_alive().await?;
         let request = self.json_post(self.ingest_path.as_str(), true, body, &addr)?;
         let (status, bytes) = self
             .send(&mut sender, request, MAX_RESPONSE_BYTES, &addr)
@@ -211,14 +204,7 @@ impl HubClient {
         let (timeout, addr) = (self.timeout, self.addr());
         let target = format!("{}{path}", self.base);
         let result = within_timeout(timeout, addr.clone(), async {
-            let reusable = match self.sender.take() {
-                Some(mut s) if !s.is_closed() => s.ready().await.is_ok().then_some(s),
-                _ => None,
-            };
-            let mut sender = match reusable {
-                Some(s) => s,
-                None => self.connect().await?,
-            };
+            let mut sender = self.kept_alive().await?;
             let request = self.get_request(&target, None, &addr)?;
             let answer = self.send(&mut sender, request, limit, &addr).await?;
             self.sender = Some(sender);
@@ -327,6 +313,17 @@ impl HubClient {
             })?
             .to_bytes();
         Ok((status, bytes))
+    }
+
+    /// The kept-alive connection if it is still usable, else a new one (taken out of `self`;
+    /// the caller puts it back after a successful exchange).
+    async fn kept_alive(&mut self) -> Result<SendRequest<Full<Bytes>>, UploadError> {
+        if let Some(mut s) = self.sender.take() {
+            if !s.is_closed() && s.ready().await.is_ok() {
+                return Ok(s);
+            }
+        }
+        self.connect().await
     }
 
     async fn connect(&mut self) -> Result<SendRequest<Full<Bytes>>, UploadError> {

@@ -260,12 +260,7 @@ fn tpm_identity_survives_a_reflash_and_untrusted_or_revoked_tpms_are_refused_unt
     )?;
     let mut agent = Agent::start(&one.config)?;
     wait_enrollment(&one, "not_enrolled", Duration::from_secs(10))?;
-    let out = one.ctl(&["enroll", "--token", &token(&fleet, &[])?], None)?;
-    ensure!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    enroll_with_new_token(&fleet, &one)?;
     let id = identity(&one)?["device_id"]
         .as_str()
         .context("id")?
@@ -278,12 +273,7 @@ fn tpm_identity_survives_a_reflash_and_untrusted_or_revoked_tpms_are_refused_unt
     std::fs::remove_dir_all(one.dir.join("state"))?;
     let mut agent = Agent::start(&one.config)?;
     wait_enrollment(&one, "not_enrolled", Duration::from_secs(10))?;
-    let out = one.ctl(&["enroll", "--token", &token(&fleet, &[])?], None)?;
-    ensure!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    enroll_with_new_token(&fleet, &one)?;
     let after = identity(&one)?;
     ensure!(after["device_id"] == id.as_str(), "{after}");
     ensure!(after["public_key_sha256"] != key_before, "{after}");
@@ -313,12 +303,7 @@ fn tpm_identity_survives_a_reflash_and_untrusted_or_revoked_tpms_are_refused_unt
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let out = one.ctl(&["enroll", "--token", &token(&fleet, &[])?], None)?;
-    ensure!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    enroll_with_new_token(&fleet, &one)?;
     // Re-enrolled within the second of its revocation, the new certificate starts up to a
     // second ahead (it must start after the revocation); the agent uses it at once.
     let view = identity(&one)?;
@@ -569,6 +554,17 @@ fn cert_spki_of(pem: &[u8]) -> Result<Vec<u8>> {
     let path = dir.path().join("c.pem");
     std::fs::write(&path, pem)?;
     cert_spki(&path)
+}
+
+/// `outpostctl enroll --token T` with a new single-use token; fails unless it succeeds.
+fn enroll_with_new_token(fleet: &Fleet, dev: &DeviceDir) -> Result<()> {
+    let out = dev.ctl(&["enroll", "--token", &token(fleet, &[])?], None)?;
+    ensure!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
 }
 
 /// Device `dev` with a file key and a fresh token, started and enrolled: (agent, device id).
