@@ -91,6 +91,17 @@ sc_enroll() {
     [[ -n $device_id ]] || vm_fail "no device id in: $ident"
 }
 
+# sc_update_now: `outpostctl update now`, which must end with the offered release installed.
+# The agent's own first check runs at a random time up to [delivery] jitter after its start
+# (a fleet must not poll in lockstep), so it may find the release first: then `update now`
+# reports it installed and waiting for the reboot, which is the same outcome.
+sc_update_now() {
+    out="$(vm_run "$ctl update now --json" 600)" || vm_fail "update now failed: $out"
+    grep -Eq '"result": *"installed"' <<<"$out" ||
+        grep -Eq '"result": *"skipped".*is installed in rootfs\.[0-9]+; waiting for the reboot' <<<"$out" ||
+        vm_fail "update now did not install: $out"
+}
+
 # Captured, not piped into grep -q: with pipefail an early grep exit would read as a failure.
 hub_records() { "$HUB_BIN" records --config "$hub/hub.toml" --device "$device_id" --json "$@" 2>/dev/null || true; }
 
