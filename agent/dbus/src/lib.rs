@@ -4,7 +4,7 @@
 //!
 //! | module | bus name | calls |
 //! |---|---|---|
-//! | [`systemd`] | `org.freedesktop.systemd1` | `Manager.GetUnit`, `Manager.LoadUnit`, `Unit.{LoadState,ActiveState,SubState}` |
+//! | [`systemd`] | `org.freedesktop.systemd1` | `Manager.GetUnit`, `Manager.LoadUnit`, `Manager.{Start,Stop,Restart}Unit(name, "replace")`, `Unit.{LoadState,ActiveState,SubState}` |
 //! | [`logind`] | `org.freedesktop.login1` | `Manager.Reboot(false)` |
 //! | [`rauc`] (server) | `de.pengutronix.rauc` | RAUC 1.8's `de.pengutronix.rauc.Installer` at `/`, over [`rauc::InstallerBackend`] |
 //! | [`agent1`] (server) | `io.outpost.Agent` | `io.outpost.Agent1` at `/io/outpost/Agent1`, over [`agent1::AgentBackend`] |

@@ -1,7 +1,8 @@
 //! Unit states over `org.freedesktop.systemd1`: `Manager.GetUnit` (the unit is loaded), else
 //! `Manager.LoadUnit` (loads it, or answers a `not-found` unit), then the unit object's
 //! `LoadState`, `ActiveState` and `SubState` read fresh each time (no property cache: a check
-//! must see the state now, not the last signal received).
+//! must see the state now, not the last signal received). Unit control: `Manager.StartUnit`,
+//! `StopUnit`, `RestartUnit` with mode `replace`, returning once the job is queued.
 
 use outpost_health::runner::systemd::{ClientError, SystemdClient, UnitState};
 use outpost_health::runner::BoxFuture;
@@ -16,6 +17,17 @@ use zbus::zvariant::OwnedObjectPath;
 trait Manager {
     fn get_unit(&self, name: &str) -> zbus::Result<OwnedObjectPath>;
     fn load_unit(&self, name: &str) -> zbus::Result<OwnedObjectPath>;
+    fn start_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
+    fn stop_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
+    fn restart_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
+}
+
+/// A unit control call of [`DbusSystemd::control`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnitControl {
+    Start,
+    Stop,
+    Restart,
 }
 
 #[zbus::proxy(
@@ -61,6 +73,33 @@ impl DbusSystemd {
             sub_state: proxy.sub_state().await?,
         })
     }
+
+    /// Queues a start/stop/restart job (mode `replace`); returns the job's object path.
+    pub async fn control(
+        &self,
+        unit: &str,
+        what: UnitControl,
+    ) -> Result<OwnedObjectPath, zbus::Error> {
+        let manager = ManagerProxy::new(&self.conn).await?;
+        match what {
+            UnitControl::Start => manager.start_unit(unit, "replace").await,
+            UnitControl::Stop => manager.stop_unit(unit, "replace").await,
+            UnitControl::Restart => manager.restart_unit(unit, "replace").await,
+        }
+    }
+
+    fn control_boxed<'a>(
+        &'a self,
+        unit: &'a str,
+        what: UnitControl,
+    ) -> BoxFuture<'a, Result<(), ClientError>> {
+        Box::pin(async move {
+            self.control(unit, what)
+                .await
+                .map(|_job| ())
+                .map_err(|e| ClientError(format!("systemd1: {what:?} {unit}: {e}")))
+        })
+    }
 }
 
 impl SystemdClient for DbusSystemd {
@@ -70,5 +109,17 @@ impl SystemdClient for DbusSystemd {
                 .await
                 .map_err(|e| ClientError(format!("systemd1: {e}")))
         })
+    }
+
+    fn start_unit<'a>(&'a self, unit: &'a str) -> BoxFuture<'a, Result<(), ClientError>> {
+        self.control_boxed(unit, UnitControl::Start)
+    }
+
+    fn stop_unit<'a>(&'a self, unit: &'a str) -> BoxFuture<'a, Result<(), ClientError>> {
+        self.control_boxed(unit, UnitControl::Stop)
+    }
+
+    fn restart_unit<'a>(&'a self, unit: &'a str) -> BoxFuture<'a, Result<(), ClientError>> {
+        self.control_boxed(unit, UnitControl::Restart)
     }
 }

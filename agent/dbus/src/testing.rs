@@ -1,7 +1,10 @@
 //! A private bus and a fake systemd1/login1 service for tests, because no systemd runs as PID 1
 //! here. The fake answers exactly the calls [`crate::systemd`] and [`crate::logind`] make, on a
 //! real `dbus-daemon` (session-like config, unix socket in a temp dir), so the production
-//! client code is what talks to it.
+//! client code is what talks to it. Unit control (`StartUnit`, `StopUnit`, `RestartUnit`) is
+//! recorded ([`FakeState::calls`]) and changes the unit's state at once: start and restart make
+//! it `active`/`running` (or what [`FakeState::set_start_outcome`] says), stop
+//! `inactive`/`dead`.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -89,11 +92,24 @@ impl Drop for TestBus {
     }
 }
 
-/// Shared state of the fake services: unit states to answer, reboots received.
+/// Shared state of the fake services: unit states to answer, unit control calls and reboots
+/// received.
 #[derive(Clone, Default)]
 pub struct FakeState {
     units: Arc<Mutex<HashMap<String, UnitState>>>,
+    start_outcomes: Arc<Mutex<HashMap<String, UnitState>>>,
+    calls: Arc<Mutex<Vec<UnitCall>>>,
+    jobs: Arc<AtomicU32>,
     reboots: Arc<AtomicU32>,
+}
+
+/// One `Manager.{Start,Stop,Restart}Unit` call received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnitCall {
+    /// `StartUnit`, `StopUnit` or `RestartUnit`.
+    pub method: &'static str,
+    pub unit: String,
+    pub mode: String,
 }
 
 impl FakeState {
@@ -111,12 +127,79 @@ impl FakeState {
         }
     }
 
+    /// What a start or restart of `unit` leaves it in (default `active`/`running`); e.g.
+    /// `failed`/`failed` for a unit that crashes at once.
+    pub fn set_start_outcome(&self, unit: &str, active: &str, sub: &str) {
+        if let Ok(mut o) = self.start_outcomes.lock() {
+            o.insert(
+                unit.to_owned(),
+                UnitState {
+                    load_state: "loaded".into(),
+                    active_state: active.into(),
+                    sub_state: sub.into(),
+                },
+            );
+        }
+    }
+
+    /// The unit control calls received so far, in order.
+    pub fn calls(&self) -> Vec<UnitCall> {
+        self.calls.lock().map(|c| c.clone()).unwrap_or_default()
+    }
+
+    /// The unit's `(ActiveState, SubState)` now, if known.
+    pub fn unit(&self, unit: &str) -> Option<(String, String)> {
+        self.get(unit).map(|u| (u.active_state, u.sub_state))
+    }
+
     pub fn reboots(&self) -> u32 {
         self.reboots.load(Ordering::SeqCst)
     }
 
     fn get(&self, unit: &str) -> Option<UnitState> {
         self.units.lock().ok().and_then(|u| u.get(unit).cloned())
+    }
+
+    /// Records the call; for a known unit, applies it and returns a new job path.
+    fn control(
+        &self,
+        method: &'static str,
+        unit: &str,
+        mode: &str,
+    ) -> Result<OwnedObjectPath, SystemdError> {
+        if let Ok(mut c) = self.calls.lock() {
+            c.push(UnitCall {
+                method,
+                unit: unit.to_owned(),
+                mode: mode.to_owned(),
+            });
+        }
+        if self.get(unit).is_none() {
+            return Err(SystemdError::NoSuchUnit(format!("Unit {unit} not found.")));
+        }
+        let next = if method == "StopUnit" {
+            UnitState {
+                load_state: "loaded".into(),
+                active_state: "inactive".into(),
+                sub_state: "dead".into(),
+            }
+        } else {
+            self.start_outcomes
+                .lock()
+                .ok()
+                .and_then(|o| o.get(unit).cloned())
+                .unwrap_or(UnitState {
+                    load_state: "loaded".into(),
+                    active_state: "active".into(),
+                    sub_state: "running".into(),
+                })
+        };
+        if let Ok(mut u) = self.units.lock() {
+            u.insert(unit.to_owned(), next);
+        }
+        let job = self.jobs.fetch_add(1, Ordering::SeqCst) + 1;
+        OwnedObjectPath::try_from(format!("/org/freedesktop/systemd1/job/{job}"))
+            .map_err(|e| SystemdError::ZBus(e.into()))
     }
 }
 
@@ -198,6 +281,18 @@ impl FakeManager {
         #[zbus(object_server)] server: &ObjectServer,
     ) -> Result<OwnedObjectPath, SystemdError> {
         self.export(server, name).await
+    }
+
+    fn start_unit(&self, name: &str, mode: &str) -> Result<OwnedObjectPath, SystemdError> {
+        self.state.control("StartUnit", name, mode)
+    }
+
+    fn stop_unit(&self, name: &str, mode: &str) -> Result<OwnedObjectPath, SystemdError> {
+        self.state.control("StopUnit", name, mode)
+    }
+
+    fn restart_unit(&self, name: &str, mode: &str) -> Result<OwnedObjectPath, SystemdError> {
+        self.state.control("RestartUnit", name, mode)
     }
 }
 

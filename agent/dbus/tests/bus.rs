@@ -1,5 +1,6 @@
 //! The production clients against a real dbus-daemon with the fake systemd1/login1 service.
 
+use outpost_dbus::systemd::UnitControl;
 use outpost_dbus::testing::{serve, unit_path, FakeState, TestBus};
 use outpost_dbus::{connect, DbusLogind, DbusSystemd};
 use outpost_health::record::Verdict;
@@ -69,5 +70,67 @@ fn unit_paths_are_escaped_like_systemd() {
     assert_eq!(
         unit_path("a-b@1.service"),
         "/org/freedesktop/systemd1/unit/a_2db_401_2eservice"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_stop_restart_over_a_real_bus() {
+    let bus = TestBus::start().expect("dbus-daemon (apt-get install dbus)");
+    let fake = FakeState::default();
+    fake.set_unit("k3s.service", "inactive", "dead");
+    let _service = serve(bus.address(), fake.clone()).await.unwrap();
+    let systemd = DbusSystemd::new(connect(Some(bus.address())).await.unwrap());
+    let state = |s: &DbusSystemd| {
+        let s = s.clone();
+        async move {
+            let st = SystemdClient::unit_state(&s, "k3s.service").await.unwrap();
+            (st.active_state, st.sub_state)
+        }
+    };
+
+    SystemdClient::start_unit(&systemd, "k3s.service")
+        .await
+        .unwrap();
+    assert_eq!(state(&systemd).await, ("active".into(), "running".into()));
+    SystemdClient::stop_unit(&systemd, "k3s.service")
+        .await
+        .unwrap();
+    assert_eq!(state(&systemd).await, ("inactive".into(), "dead".into()));
+    // A unit that crashes at once: restart leaves it failed, as systemd would report it.
+    fake.set_start_outcome("k3s.service", "failed", "failed");
+    SystemdClient::restart_unit(&systemd, "k3s.service")
+        .await
+        .unwrap();
+    assert_eq!(state(&systemd).await, ("failed".into(), "failed".into()));
+    // The job path comes back from systemd1 (mode "replace", as systemctl uses).
+    let job = systemd
+        .control("k3s.service", UnitControl::Restart)
+        .await
+        .unwrap();
+    assert!(
+        job.as_str().starts_with("/org/freedesktop/systemd1/job/"),
+        "{job:?}"
+    );
+
+    let err = SystemdClient::start_unit(&systemd, "missing.service")
+        .await
+        .unwrap_err();
+    assert!(err.0.contains("NoSuchUnit"), "{err}");
+
+    let calls: Vec<(&str, String, String)> = fake
+        .calls()
+        .into_iter()
+        .map(|c| (c.method, c.unit, c.mode))
+        .collect();
+    let r = |m: &'static str, u: &str| (m, u.to_owned(), "replace".to_owned());
+    assert_eq!(
+        calls,
+        [
+            r("StartUnit", "k3s.service"),
+            r("StopUnit", "k3s.service"),
+            r("RestartUnit", "k3s.service"),
+            r("RestartUnit", "k3s.service"),
+            r("StartUnit", "missing.service"),
+        ]
     );
 }

@@ -51,6 +51,18 @@ impl SystemdClient for LazyBus {
     fn unit_state<'a>(&'a self, unit: &'a str) -> BoxFuture<'a, Result<UnitState, ClientError>> {
         Box::pin(async move { SystemdClient::unit_state(&self.clients().await?.0, unit).await })
     }
+
+    fn start_unit<'a>(&'a self, unit: &'a str) -> BoxFuture<'a, Result<(), ClientError>> {
+        Box::pin(async move { SystemdClient::start_unit(&self.clients().await?.0, unit).await })
+    }
+
+    fn stop_unit<'a>(&'a self, unit: &'a str) -> BoxFuture<'a, Result<(), ClientError>> {
+        Box::pin(async move { SystemdClient::stop_unit(&self.clients().await?.0, unit).await })
+    }
+
+    fn restart_unit<'a>(&'a self, unit: &'a str) -> BoxFuture<'a, Result<(), ClientError>> {
+        Box::pin(async move { SystemdClient::restart_unit(&self.clients().await?.0, unit).await })
+    }
 }
 
 impl Logind for LazyBus {

@@ -18,8 +18,17 @@ pub struct UnitState {
 #[error("{0}")]
 pub struct ClientError(pub String);
 
+/// The systemd1 calls the agent makes. Unit control queues a job with mode `replace` (as
+/// `systemctl start|stop|restart` does) and returns once systemd accepted it, not when the
+/// job finished: callers watch [`SystemdClient::unit_state`] for the outcome.
 pub trait SystemdClient: Send + Sync {
     fn unit_state<'a>(&'a self, unit: &'a str) -> BoxFuture<'a, Result<UnitState, ClientError>>;
+    /// `Manager.StartUnit(unit, "replace")`.
+    fn start_unit<'a>(&'a self, unit: &'a str) -> BoxFuture<'a, Result<(), ClientError>>;
+    /// `Manager.StopUnit(unit, "replace")`.
+    fn stop_unit<'a>(&'a self, unit: &'a str) -> BoxFuture<'a, Result<(), ClientError>>;
+    /// `Manager.RestartUnit(unit, "replace")`: starts it if it is not running.
+    fn restart_unit<'a>(&'a self, unit: &'a str) -> BoxFuture<'a, Result<(), ClientError>>;
 }
 
 /// Asks logind to reboot (`org.freedesktop.login1.Manager.Reboot(false)`).
