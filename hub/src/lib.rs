@@ -22,3 +22,4 @@ pub mod server;
 pub mod stats;
 pub mod store;
 pub mod tls;
+pub mod workloads;

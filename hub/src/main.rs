@@ -12,6 +12,7 @@ use outpost_hub::init::{self, InitOptions};
 use outpost_hub::server::Server;
 use outpost_hub::store::{Filter, Store};
 use outpost_hub::{devices, records, stats};
+mod workloads_cli;
 
 /// Outpost hub: the cloud side that devices upload telemetry to.
 #[derive(Parser, Debug)]
@@ -59,6 +60,7 @@ enum Command {
     Devices(DevicesArgs),
     Device(DeviceArgs),
     Release(ReleaseArgs),
+    Workloads(workloads_cli::WorkloadsArgs),
 }
 
 /// Publish bundles for devices and list what is published.
@@ -400,6 +402,7 @@ fn main() -> ExitCode {
         Command::Release(ReleaseArgs {
             command: ReleaseCommand::List(args),
         }) => run_release_list(args),
+        Command::Workloads(args) => workloads_cli::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

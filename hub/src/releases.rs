@@ -113,19 +113,7 @@ pub fn add(
     if !valid_channel(channel) {
         return Err(ReleaseError::BadChannel(channel.to_owned()));
     }
-    let keyring_path = keyring.ok_or(ReleaseError::NoKeyring)?;
-    let pem = std::fs::read(keyring_path).map_err(io(keyring_path))?;
-    let keyring = outpost_bundle::Keyring::from_pem(&pem).map_err(|e| ReleaseError::Keyring {
-        path: keyring_path.to_owned(),
-        message: e.to_string(),
-    })?;
-    let opts = outpost_bundle::VerifyOptions::at(std::time::SystemTime::now());
-    let verified = outpost_bundle::Bundle::open(bundle, &keyring, &opts).map_err(|e| {
-        ReleaseError::Bundle {
-            path: bundle.to_owned(),
-            message: e.to_string(),
-        }
-    })?;
+    let verified = verify(keyring, bundle)?;
     let info = verified.info().clone();
     let version = info.version.clone().ok_or(ReleaseError::NoVersion)?;
     let (size, sha256) = file_sha256(bundle)?;
@@ -150,14 +138,32 @@ pub fn add(
     Ok(release)
 }
 
-fn file_sha256(path: &Path) -> Result<(u64, String), ReleaseError> {
+/// Opens `bundle` and verifies it as a device would, against the keyring at `keyring`.
+pub(crate) fn verify(
+    keyring: Option<&Path>,
+    bundle: &Path,
+) -> Result<outpost_bundle::VerifiedBundle, ReleaseError> {
+    let keyring_path = keyring.ok_or(ReleaseError::NoKeyring)?;
+    let pem = std::fs::read(keyring_path).map_err(io(keyring_path))?;
+    let keyring = outpost_bundle::Keyring::from_pem(&pem).map_err(|e| ReleaseError::Keyring {
+        path: keyring_path.to_owned(),
+        message: e.to_string(),
+    })?;
+    let opts = outpost_bundle::VerifyOptions::at(std::time::SystemTime::now());
+    outpost_bundle::Bundle::open(bundle, &keyring, &opts).map_err(|e| ReleaseError::Bundle {
+        path: bundle.to_owned(),
+        message: e.to_string(),
+    })
+}
+
+pub(crate) fn file_sha256(path: &Path) -> Result<(u64, String), ReleaseError> {
     let mut file = std::fs::File::open(path).map_err(io(path))?;
     let mut hasher = Sha256::new();
     let size = std::io::copy(&mut file, &mut hasher).map_err(io(path))?;
     Ok((size, hex::encode(hasher.finalize())))
 }
 
-fn copy_atomically(from: &Path, to: &Path) -> Result<(), ReleaseError> {
+pub(crate) fn copy_atomically(from: &Path, to: &Path) -> Result<(), ReleaseError> {
     let tmp = to.with_extension("tmp");
     std::fs::copy(from, &tmp).map_err(io(from))?;
     std::fs::File::open(&tmp)
@@ -271,7 +277,12 @@ impl Store {
         Ok(rows)
     }
 
-    /// Whether `id` is a published release (its files may be served).
+    /// Whether `id` is a published release or workload set (its files may be served).
+    pub fn serves_artifact(&self, id: &str) -> Result<bool, StoreError> {
+        Ok(self.release_exists(id)? || self.workload_set_exists(id)?)
+    }
+
+    /// Whether `id` is a published release.
     pub fn release_exists(&self, id: &str) -> Result<bool, StoreError> {
         Ok(self
             .conn

@@ -21,6 +21,7 @@ use outpost_proto::enroll::{
 use outpost_proto::ingest::INGEST_PATH;
 use outpost_proto::legacy::{CHECKSUM_HEADER, DEVICE_KEY_HEADER};
 use outpost_proto::updates::{UpdateQuery, BUNDLE_FILE, RELEASES_PREFIX, STORE_DIR, UPDATES_PATH};
+use outpost_proto::workloads::{WorkloadQuery, WORKLOADS_PATH};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -328,6 +329,8 @@ async fn dispatch(
         },
         UPDATES_PATH if method == Method::GET => updates(&req, state, peer).await,
         UPDATES_PATH => method_not_allowed("GET"),
+        WORKLOADS_PATH if method == Method::GET => workloads(&req, state, peer).await,
+        WORKLOADS_PATH => method_not_allowed("GET"),
         p if p.starts_with(RELEASES_PREFIX) => {
             if method == Method::GET || method == Method::HEAD {
                 release_file(&req, state, peer, p, method == Method::HEAD).await
@@ -375,32 +378,68 @@ fn certificate_required() -> Resp {
 /// `GET /v1/updates?compatible=..&version=..&channel=..`: the channel's current release for
 /// the device's compatible (200), or 204 when it runs that version or nothing is published.
 async fn updates(req: &Request<Incoming>, state: &Arc<State>, peer: &Peer) -> Resp {
+    offer(req, state, peer, UpdateQuery::parse, |store, q| {
+        Ok(store.offer_for(q)?.map(|release| {
+            tracing::info!(release = %release.id, from = %q.version, to = %release.version, "update offered");
+            serde_json::to_value(release.offer())
+        }))
+    })
+    .await
+}
+
+/// `GET /v1/workloads?compatible=..&revision=..&channel=..`: the channel's current workload
+/// set (200), or 204 when the device runs that revision or nothing is published.
+async fn workloads(req: &Request<Incoming>, state: &Arc<State>, peer: &Peer) -> Resp {
+    offer(req, state, peer, WorkloadQuery::parse, |store, q| {
+        Ok(store.workload_offer_for(q)?.map(|set| {
+            tracing::info!(set = %set.id, from = %q.revision, to = %set.revision, "workload set offered");
+            serde_json::to_value(set.offer())
+        }))
+    })
+    .await
+}
+
+/// What an offer lookup found: the offer as JSON, or nothing (204).
+type Found = Result<Option<serde_json::Result<serde_json::Value>>, crate::store::StoreError>;
+
+/// The shape of both offer routes: enrolled devices only, a strict query, a blocking lookup.
+async fn offer<Q: Send + 'static>(
+    req: &Request<Incoming>,
+    state: &Arc<State>,
+    peer: &Peer,
+    parse: fn(&str) -> Result<Q, String>,
+    lookup: fn(&crate::store::Store, &Q) -> Found,
+) -> Resp {
     let Some(device) = release_client(peer).map(str::to_owned) else {
         return certificate_required();
     };
-    let query = match UpdateQuery::parse(req.uri().query().unwrap_or("")) {
+    let query = match parse(req.uri().query().unwrap_or("")) {
         Ok(q) => q,
-        Err(e) => return http::error(StatusCode::BAD_REQUEST, &format!("bad update query: {e}")),
+        Err(e) => return http::error(StatusCode::BAD_REQUEST, &format!("bad query: {e}")),
     };
     let job_state = state.clone();
-    let q = query.clone();
-    let found = tokio::task::spawn_blocking(move || job_state.store().offer_for(&q)).await;
+    let found = tokio::task::spawn_blocking(move || {
+        let _span = tracing::info_span!("offer", %device).entered();
+        lookup(&job_state.store(), &query)
+    })
+    .await;
     match found {
-        Ok(Ok(Some(release))) => {
-            tracing::info!(%device, release = %release.id, from = %query.version, to = %release.version, "update offered");
-            http::json(StatusCode::OK, &release.offer())
-        }
+        Ok(Ok(Some(Ok(offer)))) => http::json(StatusCode::OK, &offer),
         Ok(Ok(None)) => {
             let mut resp = http::full_response(StatusCode::NO_CONTENT);
             resp.headers_mut().remove(hyper::header::CONTENT_TYPE);
             resp
         }
+        Ok(Ok(Some(Err(e)))) => {
+            tracing::error!(error = %e, "offer encoding failed");
+            http::error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+        }
         Ok(Err(e)) => {
-            tracing::error!(error = %e, "release lookup failed");
+            tracing::error!(error = %e, "offer lookup failed");
             http::error(StatusCode::INTERNAL_SERVER_ERROR, "storage error")
         }
         Err(e) => {
-            tracing::error!(error = %e, "release lookup task failed");
+            tracing::error!(error = %e, "offer lookup task failed");
             http::error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
         }
     }
@@ -443,7 +482,7 @@ async fn release_file(
         }
     };
     let (job_state, rid) = (state.clone(), id.to_owned());
-    match tokio::task::spawn_blocking(move || job_state.store().release_exists(&rid)).await {
+    match tokio::task::spawn_blocking(move || job_state.store().serves_artifact(&rid)).await {
         Ok(Ok(true)) => {}
         Ok(Ok(false)) => return not_found(),
         _ => return http::error(StatusCode::INTERNAL_SERVER_ERROR, "storage error"),

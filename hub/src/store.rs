@@ -106,6 +106,7 @@ impl Store {
         conn.execute_batch(crate::devices::SCHEMA)?;
         crate::devices::migrate(&conn)?;
         conn.execute_batch(crate::releases::SCHEMA)?;
+        conn.execute_batch(crate::workloads::SCHEMA)?;
         Ok(Self { conn })
     }
 

@@ -8,10 +8,12 @@ pub mod enroll;
 pub mod ingest;
 pub mod legacy;
 pub mod priority;
+pub mod query;
 pub mod record_id;
 pub mod stream;
 pub mod time;
 pub mod updates;
+pub mod workloads;
 
 pub use checksum::{sha256_hex, Sha256Hex};
 pub use ingest::{IngestBatch, IngestRecord, IngestResponse, Rejection};

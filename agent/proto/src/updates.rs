@@ -28,36 +28,21 @@ pub struct UpdateQuery {
 impl UpdateQuery {
     /// `compatible=..&version=..&channel=..`, percent-encoded.
     pub fn to_query(&self) -> String {
-        format!(
-            "compatible={}&version={}&channel={}",
-            encode(&self.compatible),
-            encode(&self.version),
-            encode(&self.channel)
-        )
+        crate::query::encode_pairs(&[
+            ("compatible", &self.compatible),
+            ("version", &self.version),
+            ("channel", &self.channel),
+        ])
     }
 
     /// Parses a query string; all three keys are required, others are refused.
     pub fn parse(query: &str) -> Result<Self, String> {
-        let (mut compatible, mut version, mut channel) = (None, None, None);
-        for pair in query.split('&').filter(|p| !p.is_empty()) {
-            let (k, v) = pair
-                .split_once('=')
-                .ok_or(format!("{pair:?} is not key=value"))?;
-            let v = decode(v).ok_or(format!("{k}: bad percent-encoding"))?;
-            let slot = match k {
-                "compatible" => &mut compatible,
-                "version" => &mut version,
-                "channel" => &mut channel,
-                other => return Err(format!("unknown parameter {other:?}")),
-            };
-            if slot.replace(v).is_some() {
-                return Err(format!("{k} given twice"));
-            }
-        }
+        let [compatible, version, channel] =
+            crate::query::parse_pairs(query, ["compatible", "version", "channel"])?;
         Ok(UpdateQuery {
-            compatible: compatible.ok_or("compatible is required")?,
-            version: version.ok_or("version is required")?,
-            channel: channel.ok_or("channel is required")?,
+            compatible,
+            version,
+            channel,
         })
     }
 }
@@ -85,36 +70,7 @@ pub fn valid_release_id(id: &str) -> bool {
     (16..=64).contains(&id.len()) && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
-/// Percent-encodes everything but RFC 3986 unreserved characters.
-pub fn encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-/// Decodes percent-encoding (`+` is a plus); `None` for bad escapes or non-UTF-8.
-pub fn decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
-}
+pub use crate::query::{decode, encode};
 
 #[cfg(test)]
 mod tests {
