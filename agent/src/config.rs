@@ -15,11 +15,13 @@ mod dbus;
 mod delivery;
 mod identity;
 mod update;
+mod workloads;
 pub use dbus::{BusAddress, DbusConfig};
 pub use delivery::{DeliveryConfig, Window};
 pub use identity::{IdentityConfig, TokenSource};
 pub use outpost_health::HealthConfig;
 pub use update::{UpdateConfig, UpdateSource, DEFAULT_AUTOBOOT, DEFAULT_FW_ENV_CONFIG};
+pub use workloads::{K3sConfig, WorkloadsConfig};
 
 pub const DEFAULT_SOCKET: &str = "/run/outpost/agent.sock";
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/outpost";
@@ -61,6 +63,10 @@ pub struct Config {
     pub identity: Option<IdentityConfig>,
     /// `[delivery]`: poll the hub for updates (needs `[hub]` and `[update]`).
     pub delivery: Option<DeliveryConfig>,
+    /// `[workloads]`: signed manifest sets applied to K3s (needs `[k3s]`).
+    pub workloads: Option<WorkloadsConfig>,
+    /// `[k3s]`: the K3s server the agent supervises and asks about readiness.
+    pub k3s: Option<K3sConfig>,
 }
 
 #[derive(Debug, Clone)]
@@ -158,6 +164,8 @@ struct RawConfig {
     dbus: Option<dbus::RawDbus>,
     identity: Option<identity::RawIdentity>,
     delivery: Option<delivery::RawDelivery>,
+    workloads: Option<workloads::RawWorkloads>,
+    k3s: Option<workloads::RawK3s>,
 }
 
 #[derive(Deserialize, Default)]
@@ -417,6 +425,34 @@ impl Config {
             Some(d) => Some(delivery::resolve(d, &state_dir).map_err(invalid)?),
         };
 
+        let k3s = raw
+            .k3s
+            .map(|k| workloads::resolve_k3s(k, &resolve))
+            .transpose()
+            .map_err(invalid)?;
+        let workloads = match raw.workloads {
+            None => None,
+            Some(_) if k3s.is_none() => {
+                return Err(invalid(
+                    "[workloads] needs [k3s] (the cluster the manifests are applied to)".into(),
+                ))
+            }
+            Some(w) => {
+                let default_channel = delivery.as_ref().map(|d| d.channel.as_str());
+                let w = workloads::resolve_workloads(w, default_channel, &state_dir, &resolve)
+                    .map_err(invalid)?;
+                if w.channel.is_some() && (hub.is_none() || update.is_none()) {
+                    return Err(invalid(
+                        "[workloads] channel needs [hub] (where sets come from) and [update] (the \
+                         keyring and compatible they are checked against); without them only \
+                         sets inside OS bundles are applied"
+                            .into(),
+                    ));
+                }
+                Some(w)
+            }
+        };
+
         Ok(Config {
             path: path.to_owned(),
             device_id: raw.device_id,
@@ -441,6 +477,8 @@ impl Config {
             dbus,
             identity,
             delivery,
+            workloads,
+            k3s,
         })
     }
 }

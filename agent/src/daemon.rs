@@ -50,6 +50,8 @@ pub struct Running {
     health: Option<JoinHandle<()>>,
     /// `[delivery]`: the update poller.
     delivery: Option<JoinHandle<()>>,
+    /// `[workloads]`: the bound set at start, then the channel poller.
+    workloads: Option<JoinHandle<()>>,
     /// `unix:/run/outpost/agent.sock` (and the TCP address, if any).
     pub endpoints: Vec<String>,
 }
@@ -143,6 +145,10 @@ pub async fn start(config: Config) -> Result<Running, DaemonError> {
         .delivery
         .clone()
         .map(|d| tokio::spawn(d.run(shutdown.clone())));
+    let workloads = state
+        .workloads
+        .clone()
+        .map(|w| tokio::spawn(w.run(shutdown.clone())));
     let reporter = tokio::spawn(report(state.clone(), shutdown));
     // After the API listens: the gate's local-api check calls it.
     let health = crate::health::start(state.clone());
@@ -156,6 +162,7 @@ pub async fn start(config: Config) -> Result<Running, DaemonError> {
         reporter,
         health,
         delivery,
+        workloads,
         endpoints,
     })
 }
@@ -172,6 +179,12 @@ impl Running {
             // started install runs on the blocking pool, which the runtime waits for.
             delivery.abort();
             let _ = delivery.await;
+        }
+        if let Some(workloads) = self.workloads {
+            // Safe at any await point: an apply runs on the blocking pool (which the runtime
+            // waits for) and swaps K3s's folder in one rename.
+            workloads.abort();
+            let _ = workloads.await;
         }
         if let Some(gate) = self.health {
             // Safe at any await point: every decision is persisted before it is acted on,

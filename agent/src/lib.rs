@@ -18,6 +18,7 @@ pub mod systemd;
 pub mod update;
 pub mod uploader;
 pub mod views;
+pub mod workloads;
 
 /// Current Unix time in milliseconds (0 if the clock is before 1970).
 pub fn now_ms() -> i64 {

@@ -26,12 +26,13 @@ pub enum Reason {
     MethodNotAllowed,
     InvalidRequest,
     UpdatesNotConfigured,
+    WorkloadsNotConfigured,
     InstallBusy,
     UpdateFailed,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 18] = [
+    pub const ALL: [Reason; 19] = [
         Reason::BodyTooLarge,
         Reason::InvalidJson,
         Reason::InvalidStream,
@@ -48,6 +49,7 @@ impl Reason {
         Reason::MethodNotAllowed,
         Reason::InvalidRequest,
         Reason::UpdatesNotConfigured,
+        Reason::WorkloadsNotConfigured,
         Reason::InstallBusy,
         Reason::UpdateFailed,
     ];
@@ -70,6 +72,7 @@ impl Reason {
             Reason::MethodNotAllowed => "method_not_allowed",
             Reason::InvalidRequest => "invalid_request",
             Reason::UpdatesNotConfigured => "updates_not_configured",
+            Reason::WorkloadsNotConfigured => "workloads_not_configured",
             Reason::InstallBusy => "install_busy",
             Reason::UpdateFailed => "update_failed",
         }

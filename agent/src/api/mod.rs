@@ -12,6 +12,7 @@ pub mod routes;
 pub mod server;
 pub mod state;
 pub mod update;
+pub mod workloads;
 
 #[cfg(test)]
 mod tests;

@@ -9,7 +9,7 @@ use hyper::{Method, Request, StatusCode};
 use super::errors::{ApiError, Reason};
 use super::response::Resp;
 use super::state::AppState;
-use super::{delivery, health, identity, info, publish, update};
+use super::{delivery, health, identity, info, publish, update, workloads};
 
 /// Which listener a request came through.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,7 +50,11 @@ fn changes_the_system(req: &Request<Incoming>) -> bool {
         && *req.method() != Method::HEAD
         && matches!(
             req.uri().path(),
-            "/v1/install" | "/v1/slots/mark" | "/v1/enroll" | "/v1/delivery/now"
+            "/v1/install"
+                | "/v1/slots/mark"
+                | "/v1/enroll"
+                | "/v1/delivery/now"
+                | "/v1/workloads/check"
         )
 }
 
@@ -80,6 +84,10 @@ async fn route(state: &AppState, req: Request<Incoming>) -> Result<Resp, ApiErro
         "/v1/delivery/now" if *method == Method::POST => delivery::cycle(state, true).await,
         "/v1/delivery" => Err(ApiError::method_not_allowed("GET")),
         "/v1/delivery/check" | "/v1/delivery/now" => Err(ApiError::method_not_allowed("POST")),
+        "/v1/workloads" if get(method) => workloads::status(state),
+        "/v1/workloads/check" if *method == Method::POST => workloads::cycle(state).await,
+        "/v1/workloads" => Err(ApiError::method_not_allowed("GET")),
+        "/v1/workloads/check" => Err(ApiError::method_not_allowed("POST")),
         "/v1/enroll" if *method == Method::POST => identity::enroll(state, req).await,
         "/v1/identity" => Err(ApiError::method_not_allowed("GET")),
         "/v1/enroll" => Err(ApiError::method_not_allowed("POST")),

@@ -29,6 +29,8 @@ pub struct AppState {
     pub identity: Option<Arc<Identity>>,
     /// `[delivery]`: updates from the hub; `None` otherwise.
     pub delivery: Option<Arc<crate::delivery::Delivery>>,
+    /// `[workloads]`: the manifest sets applied to K3s; `None` otherwise.
+    pub workloads: Option<Arc<crate::workloads::Workloads>>,
 }
 
 impl AppState {
@@ -51,9 +53,26 @@ impl AppState {
                     Identity::new(id, hub, timeout)
                 }),
             delivery: None,
+            workloads: None,
             config,
         }
         .with_delivery()
+        .with_workloads()
+    }
+
+    fn with_workloads(mut self) -> Self {
+        if let Some(cfg) = self.config.workloads.clone() {
+            self.workloads = Some(crate::workloads::Workloads::new(
+                cfg,
+                self.update.clone(),
+                self.config.hub.clone(),
+                self.identity.clone(),
+                self.install.clone(),
+                self.outbox.clone(),
+                std::time::Duration::from_millis(self.config.uploader.request_timeout_ms),
+            ));
+        }
+        self
     }
 
     /// `[delivery]` needs `[hub]` and `[update]` (checked when the configuration loads).

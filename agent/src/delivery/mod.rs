@@ -531,7 +531,7 @@ impl Delivery {
     }
 }
 
-fn make_client(
+pub(crate) fn make_client(
     hub: &HubConfig,
     identity: Option<&Arc<Identity>>,
     timeout: Duration,

@@ -15,7 +15,9 @@ use std::io::{Seek, SeekFrom};
 use outpost_bundle::VerifiedBundle;
 
 pub use execute::{execute, Environment, InstallError, InstallReport};
-pub use plan::{plan, ImageTarget, InstallOptions, Plan, PlanInput, Refusal, Step};
+pub use plan::{
+    plan, ImageTarget, InstallOptions, Plan, PlanInput, Refusal, Step, WORKLOADS_CLASS,
+};
 pub use progress::Progress;
 
 use crate::slots::{Booted, SlotId, SlotTable};

@@ -127,7 +127,7 @@ pub enum Refusal {
     Downgrade { min: String, found: String },
     #[error("version limit: {0}")]
     BadVersion(#[from] VersionError),
-    #[error("bundle has no images")]
+    #[error("bundle has no images for slots (a workload set alone is applied by [workloads], not installed)")]
     NoImages,
     #[error("no slot of class '{class}' is configured (image '{filename}')")]
     UnknownClass { class: String, filename: String },
@@ -161,6 +161,9 @@ pub enum Refusal {
     TargetIsBooted { slot: SlotId },
 }
 
+/// The image class of a bundle's workload manifest set; never written to a slot.
+pub const WORKLOADS_CLASS: &str = "manifests";
+
 /// Builds the plan or refuses (see the module docs).
 pub fn plan(input: PlanInput<'_>) -> Result<Plan, Refusal> {
     let m = input.manifest;
@@ -180,7 +183,12 @@ pub fn plan(input: PlanInput<'_>) -> Result<Plan, Refusal> {
     }
     let group = input.slots.target_group(input.booted);
     let mut images = Vec::new();
-    for image in select_images(m, opts.variant.as_deref()) {
+    // The workload set of a joint OS + workloads bundle goes to no slot: the daemon stages
+    // it for the target slot (docs/workloads.md).
+    for image in select_images(m, opts.variant.as_deref())
+        .into_iter()
+        .filter(|i| i.class != WORKLOADS_CLASS)
+    {
         images.push(target_for(&input, &group, image)?);
     }
     if images.is_empty() {

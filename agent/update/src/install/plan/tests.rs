@@ -221,3 +221,26 @@ fn variant_image_wins_over_default() {
     let p = run(&m, &t, &booted("rootfs.0"), &Default::default()).unwrap();
     assert_eq!(p.images[1].filename, "appfs.img");
 }
+
+#[test]
+fn a_workload_set_goes_to_no_slot_and_alone_is_not_an_install() {
+    let t = table();
+    let joint = manifest(&format!(
+        "\n[image.manifests]\nsha256={SHA}\nsize=10\nfilename=manifests.tar\n"
+    ));
+    let p = run(&joint, &t, &booted("rootfs.0"), &Default::default()).unwrap();
+    assert_eq!(p.images.len(), 2, "rootfs and appfs only: {:?}", p.images);
+    assert!(p.images.iter().all(|i| i.class != WORKLOADS_CLASS));
+    let alone = Manifest::parse(
+        format!(
+            "[update]\ncompatible=Test\nversion=7\n\n\
+             [image.manifests]\nsha256={SHA}\nsize=10\nfilename=manifests.tar\n"
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(
+        run(&alone, &t, &booted("rootfs.0"), &Default::default()),
+        Err(Refusal::NoImages)
+    );
+}
