@@ -44,7 +44,14 @@ pub fn commit(temp: &Path, path: &Path) -> Result<(), BootError> {
     let dir = parent(path);
     File::open(dir)
         .and_then(|d| d.sync_all())
-        .map_err(|e| BootError::io("fsync dir", dir, e))
+        .map_err(|e| BootError::io("fsync dir", dir, e))?;
+    // On vfat (the ESP, where grubenv lives) the directory fsync does not reach the renamed
+    // entry: Linux's FAT driver writes it back with the file's inode, ~30 s later. A power
+    // cut in between lost the agent's mark-bad of a half-written slot, and GRUB booted it
+    // (found by tests/vm scenario 5). Syncing the file itself writes the entry now.
+    File::open(path)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| BootError::io("fsync", path, e))
 }
 
 /// The temp file [`write_temp`] uses for `path`.

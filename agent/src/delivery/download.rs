@@ -51,6 +51,16 @@ pub fn final_path(dir: &Path, offer: &UpdateOffer) -> PathBuf {
     dir.join(format!("{}.raucb", offer.release))
 }
 
+/// The finished, checked download of `offer`, if one is on disk (a restart or a power cut
+/// between the download and the install must not fetch it again: the data partition may not
+/// hold two copies).
+pub fn finished(dir: &Path, offer: &UpdateOffer) -> Option<PathBuf> {
+    let done = final_path(dir, offer);
+    std::fs::metadata(&done)
+        .is_ok_and(|m| m.len() == offer.bundle_size)
+        .then_some(done)
+}
+
 /// Bytes already downloaded for `offer` (the part, or the whole finished file).
 pub fn have(dir: &Path, offer: &UpdateOffer) -> u64 {
     if std::fs::metadata(final_path(dir, offer)).is_ok() {

@@ -181,7 +181,14 @@ async fn a_part_resumes_and_a_lying_or_overlong_answer_is_refused() {
         download::finish(d, &o).await.unwrap(),
         download::final_path(d, &o)
     );
+    // Finished (a power cut before the install): found, not fetched again; a file of another
+    // length is not taken for it.
+    assert_eq!(download::finished(d, &o), Some(download::final_path(d, &o)));
+    let mut longer = o.clone();
+    longer.bundle_size += 1;
+    assert_eq!(download::finished(d, &longer), None);
     std::fs::remove_file(download::final_path(d, &o)).unwrap();
+    assert_eq!(download::finished(d, &o), None);
 
     // Lying Content-Range: refused, the part keeps what it had.
     let (addr, ca) = server(Behaviour::LyingRange).await;
