@@ -5,6 +5,7 @@
 //! deadline = "5m"          # all required checks must pass together before this
 //! interval = "5s"          # how often a check is re-run (passed checks too)
 //! builtin_checks = ["local-api", "outbox-writable"]   # the default
+//! reboot = "auto"          # after a failed trial: logind, else reboot(2) (see `reboot`)
 //!
 //! [[health.checks]]
 //! name = "k3s"
@@ -28,6 +29,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+mod reboot;
+pub use reboot::{RebootMethod, RebootPath};
+
 /// Default `deadline`: five minutes from the start of the gate in this boot.
 pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(300);
 /// Default `interval` between two runs of the same check.
@@ -42,6 +46,8 @@ pub struct HealthConfig {
     pub interval: Duration,
     /// Built-in checks and the configured ones, in run order; names are unique.
     pub checks: Vec<CheckConfig>,
+    /// How a failed trial reboots into the fallback (`reboot = "auto"`).
+    pub reboot: RebootMethod,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -90,6 +96,11 @@ pub enum Builtin {
     /// At least one batch was acknowledged by the hub since boot. Off by default: an offline
     /// device must still be able to commit a good update.
     UploadedOnce,
+    /// K3s answers `/readyz` and its node is `Ready` (needs `[k3s]`).
+    K3sReady,
+    /// Every Deployment, DaemonSet and StatefulSet of the booted slot's workload set is rolled
+    /// out (needs `[workloads]`; added by itself to a trial of a slot that carries a set).
+    WorkloadsReady,
 }
 
 impl Builtin {
@@ -98,6 +109,8 @@ impl Builtin {
             Builtin::LocalApi => "local-api",
             Builtin::OutboxWritable => "outbox-writable",
             Builtin::UploadedOnce => "uploaded-once",
+            Builtin::K3sReady => "k3s-ready",
+            Builtin::WorkloadsReady => "workloads-ready",
         }
     }
 }
@@ -151,6 +164,7 @@ impl Default for HealthConfig {
             deadline: DEFAULT_DEADLINE,
             interval: DEFAULT_INTERVAL,
             checks: default_builtins().into_iter().map(builtin_check).collect(),
+            reboot: RebootMethod::default(),
         }
     }
 }
@@ -186,6 +200,8 @@ struct RawHealth {
     builtin_checks: Vec<Builtin>,
     #[serde(default)]
     checks: Vec<RawCheck>,
+    #[serde(default)]
+    reboot: RebootMethod,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -273,6 +289,7 @@ impl TryFrom<RawHealth> for HealthConfig {
             deadline: duration_or("deadline", &raw.deadline, DEFAULT_DEADLINE)?,
             interval: duration_or("interval", &raw.interval, DEFAULT_INTERVAL)?,
             checks,
+            reboot: raw.reboot,
         })
     }
 }

@@ -64,9 +64,10 @@ pub fn start(state: Arc<AppState>) -> Option<JoinHandle<()>> {
             Ok(Err(e)) => return fail(&state, e.to_string()),
             Err(e) => return fail(&state, format!("internal task failed: {e}")),
         };
-        let bus = Arc::new(bus::LazyBus::new(
-            state.config.dbus.as_ref().map(|d| d.bus.clone()),
-        ));
+        let bus = Arc::new(
+            bus::LazyBus::new(state.config.dbus.as_ref().map(|d| d.bus.clone()))
+                .with_reboot(state.config.health.reboot),
+        );
         let caps = Capabilities {
             bootloader,
             systemd: bus.clone(),
@@ -76,8 +77,7 @@ pub fn start(state: Arc<AppState>) -> Option<JoinHandle<()>> {
             builtins: Arc::new(probes::Probes::new(state.clone())),
         };
         let path = state.config.state_dir.join(STATE_FILE);
-        let driver =
-            Driver::new(state.config.health.clone(), path, caps).with_status(state.health.clone());
+        let driver = Driver::new(gate_config(&state), path, caps).with_status(state.health.clone());
         tracing::info!(slot = %ctx.booted, family = ctx.family.as_str(), "health gate: assessing this boot");
         let mut pause = RETRY_FIRST;
         loop {
@@ -137,6 +137,31 @@ async fn hold_installs_during_trials(
             return;
         }
     }
+}
+
+/// `[health]`, plus `workloads-ready` when the booted slot carries a workload set: OS and
+/// workloads are one decision (docs/workloads.md).
+fn gate_config(state: &AppState) -> outpost_health::HealthConfig {
+    let mut cfg = state.config.health.clone();
+    let carries_set = state
+        .workloads
+        .as_ref()
+        .is_some_and(|w| w.config().gate && w.slot_has_set());
+    let listed = cfg.checks.iter().any(|c| {
+        c.kind
+            == outpost_health::CheckKind::Builtin(outpost_health::checks::Builtin::WorkloadsReady)
+    });
+    if carries_set && !listed {
+        cfg.checks.push(outpost_health::CheckConfig {
+            name: "workloads-ready".into(),
+            kind: outpost_health::CheckKind::Builtin(
+                outpost_health::checks::Builtin::WorkloadsReady,
+            ),
+            timeout: outpost_health::checks::DEFAULT_TIMEOUT,
+            required: true,
+        });
+    }
+    cfg
 }
 
 fn fail(state: &AppState, reason: String) {

@@ -130,3 +130,19 @@ fn strictness() {
         assert!(err.contains(want), "{text:?}: {err}");
     }
 }
+
+#[test]
+fn reboot_method_parses_and_defaults_to_auto() {
+    assert_eq!(parse("[health]\n").unwrap().reboot, RebootMethod::Auto);
+    for (word, want) in [
+        ("auto", RebootMethod::Auto),
+        ("logind", RebootMethod::Logind),
+        ("syscall", RebootMethod::Syscall),
+    ] {
+        let c = parse(&format!("[health]\nreboot = \"{word}\"\n")).unwrap();
+        assert_eq!(c.reboot, want);
+        assert_eq!(want.as_str(), word);
+    }
+    let e = parse("[health]\nreboot = \"kexec\"\n").unwrap_err();
+    assert!(e.contains("kexec"), "{e}");
+}
