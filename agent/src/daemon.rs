@@ -52,6 +52,8 @@ pub struct Running {
     delivery: Option<JoinHandle<()>>,
     /// `[workloads]`: the bound set at start, then the channel poller.
     workloads: Option<JoinHandle<()>>,
+    /// `[k3s]`: supervision, readiness and tombstone clean-up.
+    k3s: Option<JoinHandle<()>>,
     /// `unix:/run/outpost/agent.sock` (and the TCP address, if any).
     pub endpoints: Vec<String>,
 }
@@ -149,6 +151,10 @@ pub async fn start(config: Config) -> Result<Running, DaemonError> {
         .workloads
         .clone()
         .map(|w| tokio::spawn(w.run(shutdown.clone())));
+    let k3s = state
+        .k3s
+        .clone()
+        .map(|k| tokio::spawn(k.run(state.workloads.clone(), shutdown.clone())));
     let reporter = tokio::spawn(report(state.clone(), shutdown));
     // After the API listens: the gate's local-api check calls it.
     let health = crate::health::start(state.clone());
@@ -163,6 +169,7 @@ pub async fn start(config: Config) -> Result<Running, DaemonError> {
         health,
         delivery,
         workloads,
+        k3s,
         endpoints,
     })
 }
@@ -179,6 +186,12 @@ impl Running {
             // started install runs on the blocking pool, which the runtime waits for.
             delivery.abort();
             let _ = delivery.await;
+        }
+        if let Some(k3s) = self.k3s {
+            // Safe at any await point: systemd jobs run on their own; a rotation cut short is
+            // finished by K3s's next start (it renews what is about to expire).
+            k3s.abort();
+            let _ = k3s.await;
         }
         if let Some(workloads) = self.workloads {
             // Safe at any await point: an apply runs on the blocking pool (which the runtime

@@ -31,6 +31,8 @@ pub struct AppState {
     pub delivery: Option<Arc<crate::delivery::Delivery>>,
     /// `[workloads]`: the manifest sets applied to K3s; `None` otherwise.
     pub workloads: Option<Arc<crate::workloads::Workloads>>,
+    /// `[k3s]`: supervision and the API behind the K3s checks; `None` otherwise.
+    pub k3s: Option<Arc<crate::k3s::K3s>>,
 }
 
 impl AppState {
@@ -54,14 +56,43 @@ impl AppState {
                 }),
             delivery: None,
             workloads: None,
+            k3s: None,
             config,
         }
         .with_delivery()
         .with_workloads()
+        .with_k3s()
+    }
+
+    fn with_k3s(mut self) -> Self {
+        if let Some(cfg) = self.config.k3s.clone() {
+            match crate::k3s::K3s::client(&cfg) {
+                Ok(api) => {
+                    let bus = Arc::new(crate::health::bus::LazyBus::new(
+                        self.config.dbus.as_ref().map(|d| d.bus.clone()),
+                    ));
+                    self.k3s = Some(crate::k3s::K3s::new(cfg, api, bus, self.install.clone()));
+                }
+                Err(e) => tracing::error!(error = %e, "[k3s] unusable: K3s is not supervised"),
+            }
+        }
+        self
+    }
+
+    /// Replaces the K3s API client (tests: K3s cannot run here).
+    pub fn with_k3s_api(mut self, api: Arc<dyn outpost_k3s::K3sApi>) -> Self {
+        if let Some(cfg) = self.config.k3s.clone() {
+            let bus = Arc::new(crate::health::bus::LazyBus::new(
+                self.config.dbus.as_ref().map(|d| d.bus.clone()),
+            ));
+            self.k3s = Some(crate::k3s::K3s::new(cfg, api, bus, self.install.clone()));
+        }
+        self
     }
 
     fn with_workloads(mut self) -> Self {
         if let Some(cfg) = self.config.workloads.clone() {
+            self.install.set_workloads(cfg.clone());
             self.workloads = Some(crate::workloads::Workloads::new(
                 cfg,
                 self.update.clone(),

@@ -31,3 +31,15 @@ pub async fn cycle(state: &AppState) -> Result<Resp, ApiError> {
     };
     Ok(json(status, &outcome))
 }
+
+/// `GET /v1/k3s`: the supervisor's view of K3s.
+pub fn k3s(state: &AppState) -> Result<Resp, ApiError> {
+    let k3s = state.k3s.as_deref().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            Reason::WorkloadsNotConfigured,
+            "K3s is not configured (no [k3s] in the agent configuration)",
+        )
+    })?;
+    Ok(json(StatusCode::OK, &k3s.status()))
+}

@@ -144,6 +144,30 @@ pub enum Command {
     )]
     Update(UpdateArgs),
 
+    /// Workloads on K3s ([workloads]): the revision each slot runs, its objects, and checks.
+    ///
+    /// A workload set is a signed artifact of Kubernetes manifests (and optionally airgap
+    /// images) with a revision. The agent applies the revision bound to the booted slot to
+    /// K3s's auto-deploy folder at start, without any network, and asks the hub for its
+    /// channel's set every interval. `status` (the default) shows the desired and applied
+    /// revisions, each Deployment/DaemonSet/StatefulSet and whether it is rolled out, files
+    /// waiting for K3s to prune their objects, and the last error. `check` asks the hub now
+    /// and applies what it wants (unless the slot is on trial). Exit status 1 when the check
+    /// or the apply failed.
+    #[command(
+        after_help = "EXAMPLES:\n  outpostctl workloads\n  outpostctl workloads --json | jq .applied\n  outpostctl workloads check"
+    )]
+    Workloads(WorkloadsArgs),
+
+    /// K3s as the agent sees it ([k3s]): unit state, API and node readiness, restarts,
+    /// the earliest certificate expiry and rotations.
+    ///
+    /// The agent starts K3s when it is down, restarts it with backoff when it failed, and
+    /// rotates its certificates (k3s certificate rotate, with K3s stopped) when one expires
+    /// within [k3s] rotate_before, at a quiet moment (no install, no trial).
+    #[command(after_help = "EXAMPLES:\n  outpostctl k3s\n  outpostctl k3s --json | jq .ready")]
+    K3s(OutputArgs),
+
     /// Show the device identity: device id, key backend and protection, enrollment state,
     /// the client certificate (subject, issuer, validity) and the hub.
     #[command(
@@ -281,6 +305,23 @@ pub enum UpdateCommand {
     Now(OutputArgs),
     /// Show the update poller's state: channel, last check, offer, download progress.
     Status(OutputArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct WorkloadsArgs {
+    #[command(subcommand)]
+    pub command: Option<WorkloadsCommand>,
+    /// Print the agent's JSON document instead of the readable summary (for `status`).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum WorkloadsCommand {
+    /// Show the revisions, objects and last error (the default).
+    Status(OutputArgs),
+    /// Ask the hub for the channel's set now and apply it.
+    Check(OutputArgs),
 }
 
 #[derive(Args, Debug)]

@@ -7,7 +7,7 @@ use hyper::Method;
 
 use super::cli::UpdateCommand;
 use super::client;
-use super::{get, refused, request_failed, text_line, Outcome, EXIT_REFUSED};
+use super::{get, refused, request_failed, text_line, Outcome};
 use crate::delivery::{CycleView, DeliveryView};
 
 pub async fn update(socket: &Path, command: &UpdateCommand) -> Outcome {
@@ -55,15 +55,7 @@ async fn cycle(socket: &Path, path: &str, json: bool) -> Outcome {
         }
         t
     };
-    if failed {
-        Outcome {
-            code: EXIT_REFUSED,
-            stdout: text,
-            stderr: String::new(),
-        }
-    } else {
-        Outcome::ok(text)
-    }
+    Outcome::report(failed, text)
 }
 
 fn render_status(v: &DeliveryView) -> String {

@@ -8,6 +8,7 @@ pub mod health;
 pub mod identity;
 pub mod update;
 pub mod update_format;
+pub mod workloads;
 
 #[cfg(test)]
 mod tests;
@@ -43,6 +44,14 @@ impl Outcome {
     pub(crate) fn ok(stdout: String) -> Self {
         Self {
             code: EXIT_OK,
+            stdout,
+            stderr: String::new(),
+        }
+    }
+    /// A report on stdout whose exit status says whether what it reports failed.
+    pub(crate) fn report(failed: bool, stdout: String) -> Self {
+        Self {
+            code: if failed { EXIT_REFUSED } else { EXIT_OK },
             stdout,
             stderr: String::new(),
         }
@@ -154,6 +163,8 @@ pub async fn run_live(
         Command::Identity(out) => identity::identity(&socket, out.json).await,
         Command::Enroll(args) => identity::enroll(&socket, &args).await,
         Command::Update(args) => delivery::update(&socket, &args.command).await,
+        Command::Workloads(args) => workloads::workloads(&socket, &args).await,
+        Command::K3s(out) => workloads::k3s(&socket, out.json).await,
     }
 }
 

@@ -17,9 +17,8 @@ pub mod view;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use outpost_outbox::{EnqueueError, NewRecord, Outbox};
+use outpost_outbox::Outbox;
 use outpost_proto::updates::{UpdateOffer, UpdateQuery, UPDATES_PATH};
-use outpost_proto::{Priority, RecordId, StreamName};
 use rand::Rng;
 use serde::Serialize;
 use tokio::sync::{watch, Notify};
@@ -378,6 +377,9 @@ impl Delivery {
         &self,
         offer: &UpdateOffer,
     ) -> Result<(std::path::PathBuf, u64), (DownloadError, u64)> {
+        if let Some(done) = download::finished(&self.cfg.dir, offer) {
+            return Ok((done, 0));
+        }
         self.view.send_modify(|v| v.phase = Phase::Downloading);
         let mut fetched = 0u64;
         let mut delay = Duration::from_millis(500);
@@ -476,28 +478,8 @@ impl Delivery {
             fetched,
             seconds: began.elapsed().as_secs(),
         };
-        let (Ok(stream), Ok(id)) = (
-            StreamName::parse(STREAM),
-            RecordId::parse(&format!("update:{}:{result}", offer.release)),
-        ) else {
-            return;
-        };
-        let Ok(payload) = serde_json::to_vec(&record) else {
-            return;
-        };
-        match self
-            .outbox
-            .submit(NewRecord {
-                id: Some(id),
-                stream,
-                priority: Priority::Critical,
-                payload,
-            })
-            .await
-        {
-            Ok(_) | Err(EnqueueError::Conflict { .. }) => {}
-            Err(e) => tracing::warn!(error = %e, "cannot record the update outcome"),
-        }
+        let id = format!("update:{}:{result}", offer.release);
+        crate::records::record_once(&self.outbox, STREAM, &id, &record, "the update outcome").await;
     }
 
     /// Starts a cycle now (`outpostctl update now` runs one itself; this is for the timer).

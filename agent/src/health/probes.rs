@@ -2,7 +2,9 @@
 //! - `local-api`: a real `GET /v1/status` over the unix socket answers 200 (the socket file,
 //!   its accept loop and the handlers all work);
 //! - `outbox-writable`: the outbox commits a write transaction (`Outbox::probe`);
-//! - `uploaded-once`: the hub acknowledged a batch since the agent started (off by default).
+//! - `uploaded-once`: the hub acknowledged a batch since the agent started (off by default);
+//! - `k3s-ready`: K3s's `/readyz` is ok and its node `Ready`;
+//! - `workloads-ready`: the booted slot's workload set is applied and rolled out.
 
 use std::sync::Arc;
 
@@ -51,6 +53,28 @@ impl Probes {
     }
 }
 
+impl Probes {
+    async fn k3s_ready(&self) -> CheckOutcome {
+        let Some(k3s) = &self.state.k3s else {
+            return CheckOutcome::fatal("no [k3s] configured");
+        };
+        match k3s.ready().await {
+            Ok(m) => CheckOutcome::pass(m),
+            Err(e) => CheckOutcome::fail(e),
+        }
+    }
+
+    async fn workloads_ready(&self) -> CheckOutcome {
+        let (Some(k3s), Some(workloads)) = (&self.state.k3s, &self.state.workloads) else {
+            return CheckOutcome::fatal("workloads-ready needs [workloads] and [k3s]");
+        };
+        match k3s.check_workloads(workloads).await {
+            Ok(m) => CheckOutcome::pass(m),
+            Err(e) => CheckOutcome::fail(e),
+        }
+    }
+}
+
 /// The status line of `GET /v1/status` on the unix socket.
 async fn status_line(socket: &std::path::Path) -> std::io::Result<String> {
     let mut conn = tokio::net::UnixStream::connect(socket).await?;
@@ -79,6 +103,8 @@ impl BuiltinProbe for Probes {
                 Builtin::LocalApi => self.local_api().await,
                 Builtin::OutboxWritable => self.outbox_writable().await,
                 Builtin::UploadedOnce => self.uploaded_once(),
+                Builtin::K3sReady => self.k3s_ready().await,
+                Builtin::WorkloadsReady => self.workloads_ready().await,
             }
         })
     }

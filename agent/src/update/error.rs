@@ -35,6 +35,10 @@ pub enum UpdateError {
     Mark(#[from] outpost_update::mark::MarkError),
     #[error(transparent)]
     Status(#[from] outpost_update::status_file::StatusFileError),
+    #[error("the bundle carries a workload set (image 'manifests') but [workloads] is not configured: its OS and workloads are one update")]
+    WorkloadsNotConfigured,
+    #[error("staging the bundle's workload set: {0}")]
+    Workloads(String),
     #[error("manifest hash mismatch: required {expected}, bundle has {found}")]
     ManifestHash { expected: String, found: String },
     #[error("cannot create data directory {path}: {source}")]

@@ -135,6 +135,7 @@ pub fn run(
         casync_store: castr.is_dir().then_some(castr),
         ..InstallOptions::from_config(&cfg.system)
     };
+    stage_workloads(cfg, &verified, &booted, &options, tracker)?;
     let report = install(
         &verified,
         &cfg.system.compatible,
@@ -145,4 +146,57 @@ pub fn run(
         &mut |p| tracker.progress(&p),
     )?;
     Ok(report)
+}
+
+/// Workloads follow the slot: a joint OS + workloads bundle's set is imported and bound to the
+/// slot the install activates; a bundle without one carries the booted slot's set over. Both
+/// happen before anything is written, so the new slot never boots with a stale set.
+fn stage_workloads(
+    cfg: &UpdateConfig,
+    verified: &outpost_bundle::VerifiedBundle,
+    booted: &outpost_update::Booted,
+    options: &InstallOptions,
+    tracker: &InstallTracker,
+) -> Result<(), UpdateError> {
+    use outpost_update::install::{plan, slot_sizes, PlanInput, Step, WORKLOADS_CLASS};
+    let carries_set = verified.manifest().image(WORKLOADS_CLASS).is_some();
+    let Some(workloads) = tracker.workloads() else {
+        return match carries_set {
+            true => Err(UpdateError::WorkloadsNotConfigured),
+            false => Ok(()),
+        };
+    };
+    // The same pure plan the install makes next: which slot it activates.
+    let sizes = slot_sizes(&cfg.system.slots);
+    let planned = plan(PlanInput {
+        manifest: verified.manifest(),
+        compatible: &cfg.system.compatible,
+        slots: &cfg.system.slots,
+        booted,
+        slot_sizes: &sizes,
+        options,
+    })
+    .map_err(outpost_update::install::Error::from)?;
+    let slot = planned
+        .steps
+        .iter()
+        .find_map(|s| match s {
+            Step::Activate { slot, .. } => Some(slot.clone()),
+            _ => None,
+        })
+        .or_else(|| planned.images.first().map(|i| i.slot.clone()))
+        .ok_or_else(|| UpdateError::Workloads("the install writes no slot".into()))?
+        .to_string();
+    if carries_set {
+        let revision = crate::workloads::stage_for_slot(workloads, verified, &slot)
+            .map_err(UpdateError::Workloads)?;
+        tracing::info!(%slot, %revision, "workload set staged for the new slot");
+    } else if let outpost_update::Booted::Slot(current) = booted {
+        if let Some(revision) = crate::workloads::carry_over(workloads, &current.to_string(), &slot)
+            .map_err(UpdateError::Workloads)?
+        {
+            tracing::info!(%slot, %revision, "the booted slot's workload set carries over to the new slot");
+        }
+    }
+    Ok(())
 }

@@ -36,6 +36,8 @@ pub struct InstallTracker {
     exclusive: Mutex<()>,
     /// Whether installs may begin now (see [`Hold`]).
     hold: watch::Sender<Hold>,
+    /// `[workloads]`, where a joint bundle's workload set is staged for its target slot.
+    workloads: std::sync::OnceLock<crate::config::WorkloadsConfig>,
 }
 
 /// The health gate's say on installs.
@@ -67,7 +69,19 @@ impl Default for InstallTracker {
             }),
             exclusive: Mutex::new(()),
             hold: watch::Sender::new(Hold::Open),
+            workloads: std::sync::OnceLock::new(),
         }
+    }
+}
+
+impl InstallTracker {
+    /// Lets installs stage the workload sets that bundles carry (set once, at start).
+    pub fn set_workloads(&self, cfg: crate::config::WorkloadsConfig) {
+        let _ = self.workloads.set(cfg);
+    }
+
+    pub fn workloads(&self) -> Option<&crate::config::WorkloadsConfig> {
+        self.workloads.get()
     }
 }
 

@@ -41,6 +41,9 @@ pub async fn download(
     request_timeout: Duration,
 ) -> Result<PathBuf, String> {
     let offer = as_download(offer);
+    if let Some(done) = download::finished(dir, &offer) {
+        return Ok(done);
+    }
     let mut delay = Duration::from_millis(500);
     for attempt in 1..=ATTEMPTS {
         let mut c = client()?;

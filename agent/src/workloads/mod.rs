@@ -16,9 +16,8 @@ pub mod view;
 use std::sync::Arc;
 use std::time::Duration;
 
-use outpost_outbox::{EnqueueError, NewRecord, Outbox};
+use outpost_outbox::Outbox;
 use outpost_proto::workloads::{WorkloadOffer, WorkloadQuery, WORKLOADS_PATH};
-use outpost_proto::{Priority, RecordId, StreamName};
 use outpost_workloads::{ApplyReport, Store, Target};
 use serde::Serialize;
 use tokio::sync::{watch, Notify};
@@ -61,6 +60,11 @@ pub struct Workloads {
     wake: Notify,
     /// The store and the manifests folder have one writer at a time.
     lock: tokio::sync::Mutex<()>,
+    /// One cycle at a time (the poller and `POST /v1/workloads/check` download into the same
+    /// part file).
+    cycling: tokio::sync::Mutex<()>,
+    /// An apply changed the airgap images: K3s imports them only when it starts.
+    images_changed: std::sync::atomic::AtomicBool,
 }
 
 impl Workloads {
@@ -88,6 +92,8 @@ impl Workloads {
             view,
             wake: Notify::new(),
             lock: tokio::sync::Mutex::new(()),
+            cycling: tokio::sync::Mutex::new(()),
+            images_changed: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -106,6 +112,50 @@ impl Workloads {
 
     pub fn wake(&self) {
         self.wake.notify_one();
+    }
+
+    /// The booted slot's key in the store's bindings.
+    pub fn slot(&self) -> &str {
+        &self.slot
+    }
+
+    /// Whether a set is bound to the booted slot (its trial then waits for `workloads-ready`).
+    pub fn slot_has_set(&self) -> bool {
+        Store::open(&self.cfg.dir)
+            .and_then(|s| s.binding(&self.slot))
+            .map(|b| b.is_some())
+            .unwrap_or(false)
+    }
+
+    /// Removes a tombstone K3s has applied and refreshes the view.
+    pub async fn remove_tombstone(&self, addon: &str) -> Result<(), String> {
+        let _one = self.lock.lock().await;
+        let (cfg, addon) = (self.cfg.clone(), addon.to_owned());
+        tokio::task::spawn_blocking(move || {
+            outpost_workloads::remove_tombstone(&target(&cfg), &addon).map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| format!("workloads task: {e}"))??;
+        drop(_one);
+        self.after_apply(&Ok(None)).await;
+        Ok(())
+    }
+
+    /// Records each workload's readiness in the view.
+    pub fn set_object_status(&self, statuses: &[crate::k3s::ObjectVerdict]) {
+        self.view.send_modify(|v| {
+            for o in &mut v.objects {
+                if let Some((_, _, _, r)) = statuses
+                    .iter()
+                    .find(|(k, ns, n, _)| *k == o.kind && *ns == o.namespace && *n == o.name)
+                {
+                    o.ready = Some(r.is_ok());
+                    o.message = Some(match r {
+                        Ok(m) | Err(m) => m.clone(),
+                    });
+                }
+            }
+        });
     }
 
     /// Applies the revision bound to the booted slot (no network). `Ok(None)`: none bound.
@@ -127,7 +177,20 @@ impl Workloads {
     }
 
     /// Refreshes the view from the store and K3s's folder, and records an apply.
+    /// Whether an apply changed the airgap images since the last call (K3s must restart to
+    /// import them).
+    pub fn take_images_changed(&self) -> bool {
+        self.images_changed
+            .swap(false, std::sync::atomic::Ordering::SeqCst)
+    }
+
     async fn after_apply(&self, result: &Result<Option<ApplyReport>, String>) {
+        if let Ok(Some(r)) = result {
+            if r.images_changed {
+                self.images_changed
+                    .store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
         let cfg = self.cfg.clone();
         let slot = self.slot.clone();
         let state = tokio::task::spawn_blocking(move || local_state(&cfg, &slot))
@@ -204,26 +267,8 @@ impl Workloads {
             r.revision,
             r.previous.as_deref().unwrap_or("none")
         );
-        let (Ok(stream), Ok(id), Ok(payload)) = (
-            StreamName::parse(STREAM),
-            RecordId::parse(&id),
-            serde_json::to_vec(&record),
-        ) else {
-            return;
-        };
-        match self
-            .outbox
-            .submit(NewRecord {
-                id: Some(id),
-                stream,
-                priority: Priority::Critical,
-                payload,
-            })
-            .await
-        {
-            Ok(_) | Err(EnqueueError::Conflict { .. }) => {}
-            Err(e) => tracing::warn!(error = %e, "cannot record the workloads apply"),
-        }
+        crate::records::record_once(&self.outbox, STREAM, &id, &record, "the workloads apply")
+            .await;
     }
 
     /// Asks the hub for the channel's set; `Ok(None)` when the device runs it.
@@ -281,6 +326,7 @@ impl Workloads {
 
     /// One cycle: check, and apply what the channel wants unless the slot is on trial.
     pub async fn cycle(&self) -> CycleView {
+        let _one_cycle = self.cycling.lock().await;
         let view = |result: &str, message: String, offer: Option<WorkloadOffer>| CycleView {
             result: result.to_owned(),
             message,
@@ -483,6 +529,16 @@ pub fn stage_for_slot(
     fetch::import_from_bundle(&store, bundle, &revision)?;
     store.bind(slot, &revision).map_err(|e| e.to_string())?;
     Ok(revision)
+}
+
+/// Binds `to` to the revision `from` runs (an OS update without a set keeps the workloads).
+pub fn carry_over(cfg: &WorkloadsConfig, from: &str, to: &str) -> Result<Option<String>, String> {
+    let store = Store::open(&cfg.dir).map_err(|e| e.to_string())?;
+    let Some(revision) = store.binding(from).map_err(|e| e.to_string())? else {
+        return Ok(None);
+    };
+    store.bind(to, &revision).map_err(|e| e.to_string())?;
+    Ok(Some(revision))
 }
 
 fn now_ms() -> i64 {

@@ -6,7 +6,7 @@ use std::os::unix::fs::MetadataExt;
 use outpost_workloads::apply::{MARKER, TOMBSTONE_PREFIX};
 use outpost_workloads::{applied, apply, remove_tombstone, Error, Target, WorkloadKind};
 
-use crate::common::{cm, deployment, files, names, set_tar, Device};
+use crate::common::{cm, deployment, files, import, names, set_tar, Device};
 
 #[test]
 fn first_apply_writes_exactly_the_set() {
@@ -14,16 +14,15 @@ fn first_apply_writes_exactly_the_set() {
     let store = dev.store();
     let web = deployment("web");
     let db = cm("db", "1");
-    let set = store
-        .import(
-            "r1",
-            &set_tar(&[
-                ("manifests/web.yaml", &web),
-                ("manifests/db.yml", &db),
-                ("images/app.tar.zst", b"layers"),
-            ])[..],
-        )
-        .unwrap();
+    let set = import(
+        &store,
+        "r1",
+        &[
+            ("manifests/web.yaml", &web),
+            ("manifests/db.yml", &db),
+            ("images/app.tar.zst", b"layers"),
+        ],
+    );
     assert_eq!(set.workloads().len(), 1);
     assert_eq!(set.workloads()[0].kind, WorkloadKind::Deployment);
     let target = dev.target();
@@ -128,27 +127,25 @@ fn second_revision_replaces_first() {
     let target = dev.target();
     fs::create_dir_all(dev.images_dir()).unwrap();
     fs::write(dev.images_dir().join("k3s-airgap-images.tar"), b"k3s").unwrap();
-    store
-        .import(
-            "1.0",
-            &set_tar(&[
-                ("manifests/a.yaml", &cm("a", "1")),
-                ("images/app.tar", b"one"),
-                ("images/keep.tar.gz", b"keep"),
-            ])[..],
-        )
-        .unwrap();
-    store
-        .import(
-            "2.0",
-            &set_tar(&[
-                ("manifests/a.yaml", &cm("a", "2")),
-                ("manifests/b.yaml", &cm("b", "2")),
-                ("images/other.tar.lz4", b"two"),
-                ("images/keep.tar.gz", b"keep"),
-            ])[..],
-        )
-        .unwrap();
+    import(
+        &store,
+        "1.0",
+        &[
+            ("manifests/a.yaml", &cm("a", "1")),
+            ("images/app.tar", b"one"),
+            ("images/keep.tar.gz", b"keep"),
+        ],
+    );
+    import(
+        &store,
+        "2.0",
+        &[
+            ("manifests/a.yaml", &cm("a", "2")),
+            ("manifests/b.yaml", &cm("b", "2")),
+            ("images/other.tar.lz4", b"two"),
+            ("images/keep.tar.gz", b"keep"),
+        ],
+    );
     apply(&store, "1.0", &target).unwrap();
     let report = apply(&store, "2.0", &target).unwrap();
     assert!(report.tombstones.is_empty());
@@ -178,12 +175,11 @@ fn reapply_after_restart_is_noop() {
     let dev = Device::new();
     {
         let store = dev.store();
-        store
-            .import(
-                "r1",
-                &set_tar(&[("manifests/a.yaml", &cm("a", "1")), ("images/i.tar", b"i")])[..],
-            )
-            .unwrap();
+        import(
+            &store,
+            "r1",
+            &[("manifests/a.yaml", &cm("a", "1")), ("images/i.tar", b"i")],
+        );
         apply(&store, "r1", &dev.target()).unwrap();
     }
     let before = fs::metadata(dev.target().live_dir().join("a.yaml")).unwrap();
@@ -210,15 +206,8 @@ fn renamed_file_of_same_addon_needs_no_tombstone() {
     let dev = Device::new();
     let store = dev.store();
     let target = dev.target();
-    store
-        .import("r1", &set_tar(&[("manifests/web.yaml", &cm("w", "1"))])[..])
-        .unwrap();
-    store
-        .import(
-            "r2",
-            &set_tar(&[("manifests/web.v2.yaml", &cm("w", "2"))])[..],
-        )
-        .unwrap();
+    import(&store, "r1", &[("manifests/web.yaml", &cm("w", "1"))]);
+    import(&store, "r2", &[("manifests/web.v2.yaml", &cm("w", "2"))]);
     apply(&store, "r1", &target).unwrap();
     let report = apply(&store, "r2", &target).unwrap();
     assert!(report.tombstones.is_empty());
@@ -230,10 +219,8 @@ fn empty_set_tombstones_everything() {
     let dev = Device::new();
     let store = dev.store();
     let target = dev.target();
-    store
-        .import("r1", &set_tar(&[("manifests/web.yaml", &cm("w", "1"))])[..])
-        .unwrap();
-    store.import("r2", &set_tar(&[])[..]).unwrap();
+    import(&store, "r1", &[("manifests/web.yaml", &cm("w", "1"))]);
+    import(&store, "r2", &[]);
     apply(&store, "r1", &target).unwrap();
     let report = apply(&store, "r2", &target).unwrap();
     assert_eq!(report.tombstones.len(), 1);
@@ -245,9 +232,7 @@ fn leftover_staging_is_cleaned() {
     let dev = Device::new();
     let store = dev.store();
     let target = dev.target();
-    store
-        .import("r1", &set_tar(&[("manifests/a.yaml", &cm("a", "1"))])[..])
-        .unwrap();
+    import(&store, "r1", &[("manifests/a.yaml", &cm("a", "1"))]);
     fs::create_dir_all(target.staging_dir.join("next/sub")).unwrap();
     fs::write(target.staging_dir.join("next/x.yaml"), b"half").unwrap();
     fs::create_dir_all(dev.images_dir()).unwrap();
@@ -265,9 +250,7 @@ fn leftover_staging_is_cleaned() {
 fn where_things_may_be() {
     let dev = Device::new();
     let store = dev.store();
-    store
-        .import("r1", &set_tar(&[("manifests/web.yaml", &cm("a", "1"))])[..])
-        .unwrap();
+    import(&store, "r1", &[("manifests/web.yaml", &cm("a", "1"))]);
     assert!(matches!(
         apply(&store, "r9", &dev.target()),
         Err(Error::UnknownRevision(_))
@@ -314,9 +297,7 @@ fn staging_on_another_filesystem_is_refused() {
     }
     let staging = tempfile::tempdir_in(shm).unwrap();
     let store = dev.store();
-    store
-        .import("r1", &set_tar(&[("manifests/a.yaml", &cm("a", "1"))])[..])
-        .unwrap();
+    import(&store, "r1", &[("manifests/a.yaml", &cm("a", "1"))]);
     let target = Target {
         staging_dir: staging.path().to_owned(),
         ..dev.target()
@@ -331,12 +312,8 @@ fn corrupted_store_file_is_not_applied() {
     let dev = Device::new();
     let store = dev.store();
     let target = dev.target();
-    store
-        .import("r1", &set_tar(&[("manifests/a.yaml", &cm("a", "1"))])[..])
-        .unwrap();
-    store
-        .import("r2", &set_tar(&[("manifests/a.yaml", &cm("a", "2"))])[..])
-        .unwrap();
+    import(&store, "r1", &[("manifests/a.yaml", &cm("a", "1"))]);
+    import(&store, "r2", &[("manifests/a.yaml", &cm("a", "2"))]);
     apply(&store, "r1", &target).unwrap();
     fs::write(
         store.revision_dir("r2").join("manifests/a.yaml"),
@@ -352,12 +329,7 @@ fn corrupted_store_file_is_not_applied() {
 fn set_json_round_trips() {
     let dev = Device::new();
     let store = dev.store();
-    let set = store
-        .import(
-            "r1",
-            &set_tar(&[("manifests/a.yaml", &deployment("a"))])[..],
-        )
-        .unwrap();
+    let set = import(&store, "r1", &[("manifests/a.yaml", &deployment("a"))]);
     let json = serde_json::to_value(&set).unwrap();
     assert_eq!(json["revision"], "r1");
     assert_eq!(json["manifests"][0]["objects"][0]["kind"], "Deployment");

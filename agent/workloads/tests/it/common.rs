@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use outpost_workloads::{Store, Target};
+use outpost_workloads::{ManifestSet, Store, Target};
 use tar::{EntryType, Header};
 use tempfile::TempDir;
 
@@ -20,6 +20,11 @@ pub fn deployment(name: &str) -> Vec<u8> {
 }
 
 /// A tar of regular files.
+/// Imports a set of `files` as `revision`.
+pub fn import(store: &Store, revision: &str, files: &[(&str, &[u8])]) -> ManifestSet {
+    store.import(revision, &set_tar(files)[..]).unwrap()
+}
+
 pub fn set_tar(files: &[(&str, &[u8])]) -> Vec<u8> {
     let mut b = tar::Builder::new(Vec::new());
     for (path, data) in files {
