@@ -1,8 +1,9 @@
 //! Test stand-ins for K3s (feature `testing`): [`ApiServer`], an HTTPS server that requires a
 //! client certificate of the TLS dir's client CA and answers the paths [`crate::K3sClient`]
 //! calls with the JSON shapes the Kubernetes API returns, from a [`Model`]; and
-//! [`write_tls_dir`], a K3s-like TLS dir. A fake K3s process for demos is these two plus a
-//! manifests dir ([`Model::set_manifests_dir`]).
+//! [`write_tls_dir`], a K3s-like TLS dir. A fake K3s process for demos and the end-to-end
+//! tests (`outpost-fake-k3s` in tests/e2e) is these two plus a manifests dir
+//! ([`Model::set_manifests_dir`], walked recursively like K3s's deploy controller).
 
 mod model;
 mod pki;

@@ -15,15 +15,15 @@ use outpost_e2e::{bin_path, wait_for, Agent};
 use rand::Rng;
 use serde_json::Value;
 
-/// The stand-in systemd1/login1 on a private bus; killed on drop.
-struct SimSystemd {
+/// The stand-in systemd1/login1 on a private bus; killed on drop. (Also used by workloads.rs.)
+pub(crate) struct SimSystemd {
     child: Child,
-    address: String,
+    pub(crate) address: String,
     reboots: PathBuf,
 }
 
 impl SimSystemd {
-    fn start(dir: &Path, units: &[&str]) -> Result<Self> {
+    pub(crate) fn start(dir: &Path, units: &[&str]) -> Result<Self> {
         let reboots = dir.join("reboots");
         let out = dir.join("sim-systemd.out");
         let mut cmd = Command::new(bin_path("outpost-sim-systemd"));
@@ -48,7 +48,7 @@ impl SimSystemd {
         })
     }
 
-    fn reboot_requests(&self) -> usize {
+    pub(crate) fn reboot_requests(&self) -> usize {
         std::fs::read_to_string(&self.reboots)
             .map(|t| t.lines().count())
             .unwrap_or(0)
@@ -68,7 +68,7 @@ impl Drop for SimSystemd {
     }
 }
 
-fn grub_editenv(env: &Path, args: &[&str]) -> Result<String> {
+pub(crate) fn grub_editenv(env: &Path, args: &[&str]) -> Result<String> {
     let out = Command::new("grub-editenv").arg(env).args(args).output()?;
     ensure!(
         out.status.success(),
@@ -78,7 +78,7 @@ fn grub_editenv(env: &Path, args: &[&str]) -> Result<String> {
     Ok(String::from_utf8(out.stdout)?)
 }
 
-fn grub_var(env: &Path, name: &str) -> Result<String> {
+pub(crate) fn grub_var(env: &Path, name: &str) -> Result<String> {
     Ok(grub_editenv(env, &["list"])?
         .lines()
         .find_map(|l| l.strip_prefix(&format!("{name}=")).map(str::to_owned))

@@ -11,6 +11,7 @@ mod legacy;
 mod partition;
 mod rauc_cli;
 mod store_full;
+mod workloads;
 
 use std::collections::{BTreeMap, HashSet};
 
