@@ -9,6 +9,8 @@
 #   registry still runs its pods (nixos/tests/k3s/airgap-images.nix does the same).
 # - Manifests: files in /var/lib/rancher/k3s/server/manifests are applied by k3s's deploy
 #   controller; services.k3s.manifests links the ones given here from the image.
+# - The agent: [k3s] and [workloads] in its settings, write access to K3s's server folder
+#   (manifests/outpost, the staging folder, tls for certificate rotation) and images folder.
 # - Immutable /etc: k3s writes /etc/rancher/node/password and /etc/rancher/k3s/k3s.yaml, so
 #   /etc/rancher is bind-mounted from /var (outpost.immutable.persistentEtcDirs).
 { config
@@ -86,5 +88,17 @@ in
     };
 
     outpost.immutable.persistentEtcDirs = lib.mkIf config.outpost.immutable.enable [ "rancher" ];
+
+    # The agent supervises K3s and owns manifests/outpost (docs/workloads.md): it swaps that
+    # folder from a staging folder beside manifests/, copies airgap images, and rotates K3s's
+    # certificates in server/tls; [k3s] and [workloads] defaults are K3s's own paths.
+    services.outpost.agent = lib.mkIf config.services.outpost.agent.enable {
+      settings.k3s = lib.mkDefault { };
+      settings.workloads = lib.mkDefault { };
+      readWritePaths = [
+        "/var/lib/rancher/k3s/server"
+        "/var/lib/rancher/k3s/agent/images"
+      ];
+    };
   };
 }

@@ -158,8 +158,9 @@ fn check_set(
         .map_err(|e| bad(e.to_string()))?;
     drop(out);
     let file = std::fs::File::open(&tar_path).map_err(|e| bad(e.to_string()))?;
-    let set = outpost_workloads::read_set(revision, file, &scratch.path().join("set"))
-        .map_err(|e| bad(e.to_string()))?;
+    let dest = scratch.path().join("set");
+    std::fs::create_dir(&dest).map_err(|e| bad(e.to_string()))?;
+    let set = outpost_workloads::read_set(revision, file, &dest).map_err(|e| bad(e.to_string()))?;
     Ok((set.manifests.len() as u64, set.images.len() as u64))
 }
 
@@ -181,6 +182,11 @@ pub fn pack(dir: &Path, opts: &PackOptions, out: &Path) -> Result<(), WorkloadEr
     );
     let manifest_path = input.join("manifest.raucm");
     std::fs::write(&manifest_path, manifest).map_err(|e| err(&manifest_path, e.to_string()))?;
+    // `rauc bundle` refuses a verity bundle whose squashfs is 4096 bytes or less ("squashfs
+    // size must be larger than 4096 bytes"), and a few small manifests compress below that.
+    // Incompressible filler (not an image: devices never read it) keeps every set above it.
+    let padding = input.join(PADDING_FILE);
+    std::fs::write(&padding, filler(PADDING_LEN)).map_err(|e| err(&padding, e.to_string()))?;
     let _ = std::fs::remove_file(out);
     let output = Command::new(&opts.rauc)
         .arg("bundle")
@@ -200,6 +206,24 @@ pub fn pack(dir: &Path, opts: &PackOptions, out: &Path) -> Result<(), WorkloadEr
         ));
     }
     Ok(())
+}
+
+/// The filler file in bundles the hub packs, and its length.
+const PADDING_FILE: &str = ".padding";
+const PADDING_LEN: usize = 8192;
+
+/// `len` bytes that no compressor shrinks, the same every time (a packed directory gives the
+/// same bundle content each time): xorshift64.
+fn filler(len: usize) -> Vec<u8> {
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 56) as u8
+        })
+        .collect()
 }
 
 /// The archive layout devices accept; entry order is sorted so a directory packs the same

@@ -95,6 +95,7 @@ fn run_set(args: SetArgs) -> anyhow::Result<()> {
     let config = Config::load(&args.config)?;
     let mut store = open_or_create_store(&config)?;
     let scratch = tempfile::tempdir()?;
+    let packed_from = args.source.is_dir().then(|| args.source.clone());
     let artifact = if args.source.is_dir() {
         let (Some(compatible), Some(revision), Some(cert), Some(key)) =
             (args.compatible, args.revision, args.cert, args.key)
@@ -121,7 +122,14 @@ fn run_set(args: SetArgs) -> anyhow::Result<()> {
         &artifact,
         &args.channel,
         now_ms(),
-    )?;
+    )
+    .map_err(|e| match (e, packed_from) {
+        // Name the directory the user gave, not the artifact packed from it in a scratch dir.
+        (workloads::WorkloadError::BadSet { message, .. }, Some(dir)) => {
+            workloads::WorkloadError::BadSet { path: dir, message }
+        }
+        (e, _) => e,
+    })?;
     if args.json {
         write_stdout(&(serde_json::to_string_pretty(&set)? + "\n"))
     } else {

@@ -286,3 +286,133 @@ async fn bundles_are_verified_offered_by_channel_and_served_with_ranges() {
     );
     hub.stop().await;
 }
+
+/// A directory of manifests: the layout `workloads set DIR` packs.
+fn workload_dir(dir: &Path, name: &str, files: &[(&str, &str)]) -> std::path::PathBuf {
+    let root = dir.join(name);
+    std::fs::create_dir_all(root.join("manifests")).unwrap();
+    for (file, text) in files {
+        std::fs::write(root.join("manifests").join(file), text).unwrap();
+    }
+    root
+}
+
+const WEB: &str =
+    "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 1\n";
+
+#[test]
+fn workload_sets_are_packed_signed_checked_and_offered_by_revision() {
+    use outpost_hub::workloads::{self, PackOptions};
+    use outpost_proto::workloads::WorkloadQuery;
+
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    common::init_dir(d, 1);
+    let pki = Pki::new(&d.join("pki"));
+    pki.ca("ca", "Bundle CA", KeyType::Ec);
+    pki.signer("ca", "signer", "Bundle Signer", KeyType::Ec, "");
+    pki.ca("other", "Other CA", KeyType::Ec);
+    pki.signer("other", "intruder", "Intruder", KeyType::Ec, "");
+    let config_path = d.join("hub.toml");
+    let toml = std::fs::read_to_string(&config_path).unwrap();
+    let config = outpost_hub::config::Config::parse(&toml, &config_path).unwrap();
+    std::fs::create_dir_all(&config.data_dir).unwrap();
+    let mut store = Store::open(&config.db_path()).unwrap();
+    let keyring = pki.cert("ca");
+    let pack = |src: &Path, signer: &str, revision: &str| {
+        let out = d.join(format!("{revision}-{signer}.raucb"));
+        let opts = PackOptions {
+            compatible: "hub-test".into(),
+            revision: revision.into(),
+            cert: pki.cert(signer),
+            key: pki.key(signer),
+            rauc: "rauc".into(),
+        };
+        workloads::pack(src, &opts, &out).map(|()| out)
+    };
+
+    let good = workload_dir(d, "good", &[("web.yaml", WEB)]);
+    let r1 = pack(&good, "signer", "1").unwrap();
+    let set = workloads::set(
+        &mut store,
+        &config.releases_dir(),
+        Some(&keyring),
+        &r1,
+        "stable",
+        1,
+    )
+    .unwrap();
+    assert_eq!(
+        (set.revision.as_str(), set.manifests, set.images),
+        ("1", 1, 0)
+    );
+    assert!(config
+        .releases_dir()
+        .join(&set.id)
+        .join("bundle.raucb")
+        .is_file());
+    assert!(store.serves_artifact(&set.id).unwrap());
+
+    let query = |revision: &str| WorkloadQuery {
+        compatible: "hub-test".into(),
+        revision: revision.into(),
+        channel: "stable".into(),
+    };
+    let offer = store
+        .workload_offer_for(&query(""))
+        .unwrap()
+        .unwrap()
+        .offer();
+    assert_eq!(offer.revision, "1");
+    assert_eq!(
+        offer.artifact_path,
+        format!("/v1/releases/{}/bundle.raucb", set.id)
+    );
+    assert!(store.workload_offer_for(&query("1")).unwrap().is_none());
+    let mut other = query("");
+    other.channel = "beta".into();
+    assert!(store.workload_offer_for(&other).unwrap().is_none());
+
+    // Refused, and nothing offered: another CA's signature, broken YAML, an OS bundle.
+    let forged = pack(&good, "intruder", "2").unwrap();
+    let err = workloads::set(
+        &mut store,
+        &config.releases_dir(),
+        Some(&keyring),
+        &forged,
+        "stable",
+        2,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("refused"), "{err}");
+    let broken = workload_dir(
+        d,
+        "broken",
+        &[("web.yaml", WEB), ("db.yaml", "kind: [unclosed\n")],
+    );
+    let r3 = pack(&broken, "signer", "3").unwrap();
+    let err = workloads::set(
+        &mut store,
+        &config.releases_dir(),
+        Some(&keyring),
+        &r3,
+        "stable",
+        3,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("db.yaml"), "{err}");
+    let os = bundle(d, &pki, "signer", "4.0");
+    let err = workloads::set(
+        &mut store,
+        &config.releases_dir(),
+        Some(&keyring),
+        &os,
+        "stable",
+        4,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("no 'manifests' image"), "{err}");
+    let offer = store.workload_offer_for(&query("")).unwrap().unwrap();
+    assert_eq!(offer.revision, "1");
+    assert_eq!(store.workload_sets().unwrap().len(), 1);
+}
