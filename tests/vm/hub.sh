@@ -8,6 +8,8 @@
 #   sc_enroll SECS         wait until the agent reports "enrolled"; sets $device_id, $ident
 #   hub_records [ARGS]     `outpost-hub records --device $device_id --json ARGS` (never fails)
 #   hub_wait_record STREAM RE SECS   wait until a record of STREAM matches RE at the hub
+#   hub_stop / hub_start   stop the hub (the device is offline from then on) / start it again
+#                          on the same data (hub.log is appended to)
 #   sc_finish              stop the VM, drop the disk copy (unless OUTPOST_VM_KEEP)
 need swtpm_setup swtpm_localca
 
@@ -72,10 +74,27 @@ CONF
     vm_esp_put "$hub/ca.pem" /outpost/hub-ca.pem
     vm_esp_put "$RUN/token" /outpost/token
 
-    RUST_LOG=info "$HUB_BIN" serve --config "$hub/hub.toml" >"$RUN/hub.log" 2>&1 &
+    hub_start
+}
+
+hub_start() {
+    [[ -z $HUB_PID ]] || die "hub_start: the hub runs already"
+    local lines=0
+    [[ -f $RUN/hub.log ]] && lines=$(wc -l <"$RUN/hub.log")
+    RUST_LOG=info "$HUB_BIN" serve --config "$hub/hub.toml" >>"$RUN/hub.log" 2>&1 &
     HUB_PID=$!
-    for _ in $(seq 100); do grep -q 'listening on' "$RUN/hub.log" && break; sleep 0.1; done
-    grep -q 'listening on' "$RUN/hub.log" || die "hub did not start: $(cat "$RUN/hub.log")"
+    for _ in $(seq 100); do
+        grep -q 'listening on' <<<"$(tail -n +"$((lines + 1))" "$RUN/hub.log")" && break
+        sleep 0.1
+    done
+    grep -q 'listening on' <<<"$(tail -n +"$((lines + 1))" "$RUN/hub.log")" || die "hub did not start: $(cat "$RUN/hub.log")"
+}
+
+hub_stop() {
+    [[ -n $HUB_PID ]] || return 0
+    kill "$HUB_PID" 2>/dev/null || true
+    wait "$HUB_PID" 2>/dev/null || true
+    HUB_PID=
 }
 
 # Enrollment runs by itself (token_file); TCG makes the TPM rounds slow, so be generous.

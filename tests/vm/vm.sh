@@ -8,7 +8,8 @@
 #   vm_wait_for RE SECS    wait for a console line matching the extended regex RE
 #   vm_run CMD [SECS]      run CMD in the guest's root shell; prints its output, returns its status
 #   vm_reboot              orderly reboot from inside the guest (same QEMU, same TPM)
-#   vm_power_cut           kill -9 QEMU: no flush, no TPM shutdown; vm_start boots again
+#   vm_power_cut           kill -9 QEMU: no flush, no TPM shutdown, the disk kept as QEMU left
+#                          it; vm_start boots again
 #   vm_stop                sync + power off; kill after a timeout
 #
 # Serial I/O uses QEMU's "pipe" chardev (two FIFOs), so nothing beyond bash and coreutils is
@@ -20,6 +21,9 @@ OVMF_VARS="${OVMF_VARS:-/usr/share/OVMF/OVMF_VARS_4M.fd}"
 VM_MEM_MB="${VM_MEM_MB:-512}"
 # Extra QEMU arguments, split on spaces (experiments, e.g. "-machine smm=off").
 VM_QEMU_EXTRA="${VM_QEMU_EXTRA:-}"
+# Extra options of the disk's -drive (",key=value..."), e.g. ",throttling.bps-write=8388608":
+# scenario 5 slows writes so a power cut lands inside the image copy.
+VM_DISK_OPTS="${VM_DISK_OPTS:-}"
 VM_MARK=0
 VM_SEQ=0
 VM_QEMU_PID=
@@ -62,7 +66,7 @@ vm_start() {
         -nodefaults -no-user-config -display none -vga none \
         -drive "if=pflash,format=raw,unit=0,readonly=on,file=$OVMF_CODE" \
         -drive "if=pflash,format=raw,unit=1,file=$VM_RUN/OVMF_VARS.fd" \
-        -drive "if=virtio,format=raw,file=$VM_RUN/disk.img,cache=unsafe" \
+        -drive "if=virtio,format=raw,file=$VM_RUN/disk.img,cache=unsafe$VM_DISK_OPTS" \
         -netdev user,id=net0 -device virtio-net-pci,netdev=net0,romfile= \
         -chardev "socket,id=chrtpm,path=$VM_RUN/swtpm.sock" \
         -tpmdev emulator,id=tpm0,chardev=chrtpm -device tpm-tis,tpmdev=tpm0 \
