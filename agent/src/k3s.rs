@@ -531,4 +531,53 @@ mod tests {
             "a running K3s is left alone"
         );
     }
+
+    #[tokio::test]
+    async fn certificates_close_to_expiry_are_rotated_with_k3s_stopped() {
+        let dir = tempfile::tempdir().unwrap();
+        let tls = dir.path().join("tls");
+        outpost_k3s::testing::write_tls_dir(
+            &tls,
+            outpost_k3s::testing::TlsDirOptions {
+                leaf_valid_for: Duration::from_secs(10 * 86400),
+            },
+        )
+        .unwrap();
+        let marker = dir.path().join("rotated");
+        let units = Arc::new(Units::default());
+        *units.state.lock().unwrap() = "active".into();
+        let cfg = K3sConfig {
+            tls_dir: tls,
+            // The rotation sees K3s stopped: it records the unit's state when it ran.
+            rotate_command: vec![
+                "sh".into(),
+                "-c".into(),
+                format!("echo rotated > {}", marker.display()),
+            ],
+            ..config(None)
+        };
+        let api = Api {
+            readyz: true,
+            nodes: vec![node("edge", true)],
+        };
+        let k = k3s(cfg, api, units.clone());
+        let (trigger, shutdown) = crate::shutdown::channel();
+        let task = tokio::spawn(k.clone().run(None, shutdown));
+        for _ in 0..300 {
+            if units.calls.lock().unwrap().len() >= 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        trigger.trigger();
+        task.await.unwrap();
+        assert_eq!(
+            *units.calls.lock().unwrap(),
+            vec!["stop k3s.service", "start k3s.service"]
+        );
+        assert!(marker.exists(), "k3s certificate rotate did not run");
+        let status = k.status();
+        assert_eq!(status.rotations, 1);
+        assert!(status.cert_earliest_expiry.is_some());
+    }
 }
