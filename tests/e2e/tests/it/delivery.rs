@@ -126,20 +126,7 @@ keyring = "{keyring}"
 data_directory = "{d}/data"
 booted_slot = "A"
 
-[[update.slots]]
-class = "rootfs"
-index = 0
-device = "{d}/rootfs-a"
-type = "raw"
-bootname = "A"
-
-[[update.slots]]
-class = "rootfs"
-index = 1
-device = "{d}/rootfs-b"
-type = "raw"
-bootname = "B"
-
+{slots}
 [uploader]
 backoff_base_ms = 100
 backoff_cap_ms = 500
@@ -150,7 +137,8 @@ interval = "1h"
 auto_install = false
 {extra_delivery}
 "#,
-            keyring = keyring.display()
+            keyring = keyring.display(),
+            slots = outpost_e2e::ab_slots_toml(&dev.dir),
         ),
     )?;
     Ok(())

@@ -307,20 +307,7 @@ data_directory = "{d}/data"
 booted_slot = "{booted}"
 boot_id = "boot-{n}"
 
-[[update.slots]]
-class = "rootfs"
-index = 0
-device = "{d}/rootfs-a"
-type = "raw"
-bootname = "A"
-
-[[update.slots]]
-class = "rootfs"
-index = 1
-device = "{d}/rootfs-b"
-type = "raw"
-bootname = "B"
-
+{slots}
 [uploader]
 backoff_base_ms = 100
 backoff_cap_ms = 500
@@ -344,6 +331,7 @@ poll = "200ms"
                 manifests = manifests.display(),
                 url = k3s.url(),
                 tls = k3s.tls_dir().display(),
+                slots = outpost_e2e::ab_slots_toml(&self.dev.dir),
             ),
         )?;
         Ok(())
