@@ -32,26 +32,32 @@ fn bundle(dir: &Path, pki: &Pki, signer: &str, version: &str) -> std::path::Path
     out
 }
 
-#[tokio::test]
-async fn bundles_are_verified_offered_by_channel_and_served_with_ranges() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
+/// A hub folder with its store, and a bundle PKI: `signer` under the trusted `ca`, `intruder`
+/// under another CA.
+fn hub_with_pki(d: &Path) -> (outpost_hub::config::Config, Store, Pki) {
     common::init_dir(d, 1);
     let pki = Pki::new(&d.join("pki"));
     pki.ca("ca", "Bundle CA", KeyType::Ec);
     pki.signer("ca", "signer", "Bundle Signer", KeyType::Ec, "");
     pki.ca("other", "Other CA", KeyType::Ec);
     pki.signer("other", "intruder", "Intruder", KeyType::Ec, "");
-    let v1 = bundle(d, &pki, "signer", "1.0");
-    let v2 = bundle(d, &pki, "signer", "2.0");
-    let forged = bundle(d, &pki, "intruder", "3.0");
-
     let config_path = d.join("hub.toml");
     let toml = std::fs::read_to_string(&config_path).unwrap();
     let config = outpost_hub::config::Config::parse(&toml, &config_path).unwrap();
-    let releases_dir = config.releases_dir();
     std::fs::create_dir_all(&config.data_dir).unwrap();
-    let mut store = Store::open(&config.db_path()).unwrap();
+    let store = Store::open(&config.db_path()).unwrap();
+    (config, store, pki)
+}
+
+#[tokio::test]
+async fn bundles_are_verified_offered_by_channel_and_served_with_ranges() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (config, mut store, pki) = hub_with_pki(d);
+    let v1 = bundle(d, &pki, "signer", "1.0");
+    let v2 = bundle(d, &pki, "signer", "2.0");
+    let forged = bundle(d, &pki, "intruder", "3.0");
+    let releases_dir = config.releases_dir();
 
     // No keyring configured: refused. A bundle from another CA: refused. Nothing published.
     let err = releases::add(&mut store, &releases_dir, None, &v1, None, "stable", 1).unwrap_err();
@@ -112,7 +118,7 @@ async fn bundles_are_verified_offered_by_channel_and_served_with_ranges() {
     );
     drop(store);
 
-    let hub = common::RunningHub::start(&config_path).await;
+    let hub = common::RunningHub::start(&d.join("hub.toml")).await;
     let ca = common::ca_pem(d);
     let device = common::device_identity(d, "device-001");
     let mut client = common::Client::connect(hub.addr, &ca, Some(&device))
@@ -307,17 +313,7 @@ fn workload_sets_are_packed_signed_checked_and_offered_by_revision() {
 
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    common::init_dir(d, 1);
-    let pki = Pki::new(&d.join("pki"));
-    pki.ca("ca", "Bundle CA", KeyType::Ec);
-    pki.signer("ca", "signer", "Bundle Signer", KeyType::Ec, "");
-    pki.ca("other", "Other CA", KeyType::Ec);
-    pki.signer("other", "intruder", "Intruder", KeyType::Ec, "");
-    let config_path = d.join("hub.toml");
-    let toml = std::fs::read_to_string(&config_path).unwrap();
-    let config = outpost_hub::config::Config::parse(&toml, &config_path).unwrap();
-    std::fs::create_dir_all(&config.data_dir).unwrap();
-    let mut store = Store::open(&config.db_path()).unwrap();
+    let (config, mut store, pki) = hub_with_pki(d);
     let keyring = pki.cert("ca");
     let pack = |src: &Path, signer: &str, revision: &str| {
         let out = d.join(format!("{revision}-{signer}.raucb"));
