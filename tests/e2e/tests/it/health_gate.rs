@@ -78,6 +78,19 @@ pub(crate) fn grub_editenv(env: &Path, args: &[&str]) -> Result<String> {
     Ok(String::from_utf8(out.stdout)?)
 }
 
+/// GRUB at power-on with RAUC's grub.cfg: the first slot in ORDER with _OK=1 and _TRY=0
+/// boots, after _TRY=1 is saved. Returns its bootname.
+pub(crate) fn grub_power_on(env: &Path) -> Result<String> {
+    let order = grub_var(env, "ORDER")?;
+    for s in order.split(' ') {
+        if grub_var(env, &format!("{s}_OK"))? == "1" && grub_var(env, &format!("{s}_TRY"))? == "0" {
+            grub_editenv(env, &["set", &format!("{s}_TRY=1")])?;
+            return Ok(s.to_owned());
+        }
+    }
+    bail!("GRUB found no bootable slot in {order:?}")
+}
+
 pub(crate) fn grub_var(env: &Path, name: &str) -> Result<String> {
     Ok(grub_editenv(env, &["list"])?
         .lines()
@@ -152,19 +165,10 @@ impl Device {
     /// GRUB at power-on with RAUC's grub.cfg: the first slot in ORDER with _OK=1 and _TRY=0
     /// boots, after _TRY=1 is saved.
     fn power_on(&mut self) -> Result<String> {
-        let env = self.grubenv();
-        let order = grub_var(&env, "ORDER")?;
-        for s in order.split(' ') {
-            if grub_var(&env, &format!("{s}_OK"))? == "1"
-                && grub_var(&env, &format!("{s}_TRY"))? == "0"
-            {
-                grub_editenv(&env, &["set", &format!("{s}_TRY=1")])?;
-                self.boot_no += 1;
-                self.booted = s.to_owned();
-                return Ok(s.to_owned());
-            }
-        }
-        bail!("GRUB found no bootable slot in {order:?}")
+        let slot = grub_power_on(&self.grubenv())?;
+        self.boot_no += 1;
+        self.booted = slot.clone();
+        Ok(slot)
     }
 
     /// Writes agent.toml for the current boot.

@@ -20,7 +20,7 @@ use outpost_testkit::device::noise;
 use outpost_testkit::pki::{KeyType, Pki};
 use serde_json::Value;
 
-use crate::health_gate::{grub_editenv, grub_var, SimSystemd};
+use crate::health_gate::{grub_editenv, grub_power_on, grub_var, SimSystemd};
 
 const COMPATIBLE: &str = "e2e-workloads";
 const CHANNEL: &str = "stable";
@@ -274,18 +274,9 @@ impl Device {
     /// GRUB at power-on with RAUC's grub.cfg: the first slot in ORDER with _OK=1 and _TRY=0
     /// boots, after _TRY=1 is saved.
     fn power_on(&mut self) -> Result<String> {
-        let env = self.grubenv();
-        let order = grub_var(&env, "ORDER")?;
-        for s in order.split(' ') {
-            if grub_var(&env, &format!("{s}_OK"))? == "1"
-                && grub_var(&env, &format!("{s}_TRY"))? == "0"
-            {
-                grub_editenv(&env, &["set", &format!("{s}_TRY=1")])?;
-                self.boot_no += 1;
-                return Ok(s.to_owned());
-            }
-        }
-        bail!("GRUB found no bootable slot in {order:?}")
+        let slot = grub_power_on(&self.grubenv())?;
+        self.boot_no += 1;
+        Ok(slot)
     }
 
     /// Rewrites agent.toml: the fleet's own lines, then the sections for this boot.
