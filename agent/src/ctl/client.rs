@@ -75,17 +75,3 @@ pub async fn request(
     driver.abort();
     Ok(CtlResponse { status, body })
 }
-
-/// Percent-encodes everything but RFC 3986 unreserved characters, so any argument makes a
-/// valid request line and the agent (not the client) decides what is acceptable.
-pub fn encode_component(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}

@@ -25,7 +25,9 @@ use outpost_proto::ingest::ErrorBody;
 use crate::config::Config;
 use crate::views::{OutboxView, StatusView};
 use cli::{Cli, Command};
-use client::{encode_component, CtlError, CtlResponse};
+use client::{CtlError, CtlResponse};
+// Any argument makes a valid request line; the agent (not the client) decides what is acceptable.
+use outpost_proto::query::encode as encode_component;
 
 pub const EXIT_OK: u8 = 0;
 pub const EXIT_REFUSED: u8 = 1;
