@@ -7,8 +7,9 @@
 //! - `systemd-bless-boot good` renames to `<stem>.<ext>` (no counter: "good", never counted
 //!   again); `bad` renames to `<stem>+0-<done>.<ext>`.
 //!
-//! [`rename_entry`] is a single `rename(2)` plus a directory fsync, so a power cut leaves the old
-//! or the new name, never both and never neither.
+//! [`rename_entry`] is a single `rename(2)` plus an fsync of the file and of its directory, so a
+//! power cut leaves the old or the new name, never both and never neither (and, on vfat, never
+//! the new name with the content lost).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -194,6 +195,13 @@ pub fn rename_entry(path: &Path, to: &EntryName) -> Result<PathBuf, BootError> {
             ));
         }
         fs::rename(path, &target).map_err(|e| BootError::io("rename", path, e))?;
+        // On vfat (the ESP) the renamed entry is written with cluster 0 and size 0; the real
+        // ones follow when the file's inode is written back, ~30 s later. A directory fsync
+        // persists the empty entry, so a power cut in between left an empty, unbootable entry
+        // (found by tests/vm scenario 5 on systemd-boot). Syncing the file writes them now.
+        fs::File::open(&target)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| BootError::io("fsync", &target, e))?;
         fs::File::open(dir)
             .and_then(|d| d.sync_all())
             .map_err(|e| BootError::io("fsync dir", dir, e))?;
