@@ -15,9 +15,16 @@
 //!   it saw installed is checked (when in doubt, run the gate: a healthy system passes).
 //!   GRUB adds one fact: the booted slot reads `Good` only if someone marked it good in this
 //!   boot, which counts as committed.
+//!
+//! One case no bootloader reading shows: a slot armed for its first trial whose kernel or init
+//! never got as far as the agent. Its trial was never opened, so after the bootloader's counter
+//! falls back nothing would say it failed. The installer's note (`armed.json`,
+//! [`crate::armed`]) does: armed in an earlier boot, another slot runs, no trial of that
+//! install on record → [`Assessment::NeverReachedAgent`].
 
 use outpost_boot::{SlotName, SlotState};
 
+use crate::armed::Armed;
 use crate::state_file::{Decision, GateState, SlotRef, TrialState};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,9 +68,19 @@ pub struct BootFacts {
     /// `state(booted)` and `attempts_left(booted)` as the backend reports them now.
     pub state: SlotState,
     pub attempts_left: Option<u32>,
+    /// The installer's note of the slot it armed last (`armed.json`), if any.
+    pub armed: Option<Armed>,
 }
 
 impl BootFacts {
+    /// The same facts with the armed note told (it is never assessed twice).
+    pub fn without_armed(&self) -> Self {
+        Self {
+            armed: None,
+            ..self.clone()
+        }
+    }
+
     pub fn booted_name(&self) -> Result<SlotName, outpost_boot::SlotNameError> {
         SlotName::new(&self.booted.slot)
     }
@@ -90,6 +107,10 @@ pub enum Assessment {
     /// The gate marked this slot bad, yet it booted again (no fallback was possible). It is
     /// neither committed nor rebooted again (that would loop).
     BootedBadSlot { slot: SlotRef, reason: String },
+    /// A slot armed in an earlier boot runs not, and no trial of that install was ever opened:
+    /// the bootloader gave up on it before its agent started (kernel panic, init failure, an
+    /// early hang). Record why and mark it bad, then assess the booted slot again.
+    NeverReachedAgent { armed: Armed, reason: String },
 }
 
 /// Decides what this boot is (see the module docs).
@@ -105,7 +126,40 @@ pub fn assess(f: &BootFacts, st: &GateState) -> Assessment {
         }
         // Same slot, rewritten since: that trial is superseded; assess the new content.
     }
+    if let Some(a) = never_reached_agent(f, st) {
+        return a;
+    }
     fresh(f, st)
+}
+
+fn never_reached_agent(f: &BootFacts, st: &GateState) -> Option<Assessment> {
+    let armed = f.armed.as_ref()?;
+    // Armed in this boot: the reboot into it is still to come. Booted: its own gate runs.
+    if armed.boot_id == f.boot_id || armed.slot.slot == f.booted.slot {
+        return None;
+    }
+    // Its agent did run: the trial (or commit) of this very install is on record.
+    let this_install =
+        |r: &SlotRef| r.slot == armed.slot.slot && r.activation == armed.slot.activation;
+    if st.trial.as_ref().is_some_and(|t| this_install(&t.slot))
+        || st.committed.as_ref().is_some_and(this_install)
+    {
+        return None;
+    }
+    let version = armed
+        .slot
+        .version
+        .as_deref()
+        .map(|v| format!(" (version {v})"))
+        .unwrap_or_default();
+    Some(Assessment::NeverReachedAgent {
+        armed: armed.clone(),
+        reason: format!(
+            "the bootloader fell back to {} before slot {}{version} started its agent \
+             (its kernel or init failed, or it hung early in boot); armed {}",
+            f.booted.slot, armed.slot.slot, armed.armed_at
+        ),
+    })
 }
 
 fn continue_trial(f: &BootFacts, t: &TrialState) -> Option<Assessment> {

@@ -15,6 +15,7 @@ use outpost_boot::{BootError, Bootloader, SlotName, SlotState};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use crate::armed::{Armed, ARMED_FILE};
 use crate::assessment::{BackendFamily, BootFacts};
 use crate::checks::{CheckConfig, HealthConfig};
 use crate::gate::{millis, Action, Gate, GatePlan, Input, Now, Outcome};
@@ -150,6 +151,16 @@ impl Driver {
         // Published only after the actions ran: a status that says "decided" means the
         // decision is persisted, recorded and carried out (`outpostctl health --wait` relies on it).
         self.execute(actions, &mut tasks).await?;
+        // An armed note from an earlier boot has been told now (the armed slot's trial is
+        // persisted, or its rollback recorded): drop it. Kept until here, a kill -9 before
+        // this line tells it again, and the record is the same.
+        if facts
+            .armed
+            .as_ref()
+            .is_some_and(|a| a.boot_id != ctx.boot_id)
+        {
+            Armed::remove(&self.armed_path())?;
+        }
         self.publish(&gate, &facts);
         while let Gate::ExpectResults(e) = &gate {
             let wait = e.next_wakeup().saturating_sub(self.caps.clock.since_boot());
@@ -189,7 +200,13 @@ impl Driver {
             source: Box::new(source),
         };
         let bl = &self.caps.bootloader;
+        // The note only ever adds a record: an unreadable one is logged, not fatal.
+        let armed = Armed::load(&self.armed_path()).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "ignoring the armed-slot note");
+            None
+        });
         Ok(BootFacts {
+            armed,
             family: ctx.family,
             booted: ctx.slot_ref(),
             boot_id: ctx.boot_id.clone(),
@@ -198,6 +215,11 @@ impl Driver {
                 .attempts_left(&ctx.booted)
                 .map_err(|e| boot("attempts_left", e))?,
         })
+    }
+
+    /// `armed.json` beside the gate state (see [`crate::armed`]).
+    fn armed_path(&self) -> PathBuf {
+        self.state_path.with_file_name(ARMED_FILE)
     }
 
     fn now(&self) -> Now {

@@ -8,6 +8,7 @@
 //!   `FailingTrial` (same boot) or, after the reboot, `AfterFailedTrial` (old slot).
 //! - rollback seen on the old slot: `MarkBad` (idempotent) → record → persist trial closed.
 
+use crate::armed::Armed;
 use crate::assessment::BootFacts;
 use crate::gate::{millis, Action, Gate, GatePlan, Now, Outcome};
 use crate::record::{rfc3339, HealthRecord, RecordResult};
@@ -130,6 +131,30 @@ pub(crate) fn rolled_back(
     });
     actions.push(Action::PersistState(Box::new(state.clone())));
     (state, actions)
+}
+
+/// The slot armed in an earlier boot never reached its agent: no trial state exists, so the
+/// record is made from the armed note as a trial of zero boots (`boots: 0` tells the hub the
+/// slot never ran its agent), then closed like any fallback.
+pub(crate) fn never_reached_agent(
+    mut state: GateState,
+    f: &BootFacts,
+    plan: &GatePlan,
+    armed: Armed,
+    reason: String,
+    now: Now,
+) -> (GateState, Vec<Action>) {
+    state.trial = Some(TrialState {
+        slot: armed.slot.clone(),
+        boot_id: armed.boot_id,
+        boots: 0,
+        started_uptime_ms: 0,
+        started_at: armed.armed_at,
+        decision: None,
+        decided_at: None,
+        checks: Vec::new(),
+    });
+    rolled_back(state, f, plan, armed.slot, reason, now)
 }
 
 struct Ctx {

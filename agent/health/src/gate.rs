@@ -163,10 +163,23 @@ impl Gate {
                 finish::booted_bad(state, facts, &plan, reason, now)
             }
             Assessment::AfterFailedTrial { failed, reason } => {
+                // The armed note of this same install is told by this record already.
+                let facts = match &facts.armed {
+                    Some(a) if a.slot == failed => facts.without_armed(),
+                    _ => facts.clone(),
+                };
                 let (state, mut actions) =
-                    finish::rolled_back(state, facts, &plan, failed, reason, now);
+                    finish::rolled_back(state, &facts, &plan, failed, reason, now);
                 // The old slot runs now: assess it with the failed trial closed.
-                let (gate, more) = Self::begin(plan, facts, state, now);
+                let (gate, more) = Self::begin(plan, &facts, state, now);
+                actions.extend(more);
+                (gate, actions)
+            }
+            Assessment::NeverReachedAgent { armed, reason } => {
+                let facts = facts.without_armed();
+                let (state, mut actions) =
+                    finish::never_reached_agent(state, &facts, &plan, armed, reason, now);
+                let (gate, more) = Self::begin(plan, &facts, state, now);
                 actions.extend(more);
                 (gate, actions)
             }

@@ -45,6 +45,7 @@
 //! count (and a systemd `StartLimitAction=reboot` / watchdog on the agent unit) ends the trial.
 #![forbid(unsafe_code)]
 
+pub mod armed;
 pub mod assessment;
 pub mod checks;
 pub mod driver;

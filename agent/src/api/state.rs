@@ -37,13 +37,15 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(outbox: Outbox, config: Arc<Config>, uploader: Arc<UploaderStatus>) -> Self {
+        let install = Arc::new(InstallTracker::default());
+        install.set_armed_file(config.state_dir.join(outpost_health::armed::ARMED_FILE));
         Self {
             outbox,
             started: Instant::now(),
             rejected: RejectCounters::default(),
             uploader,
             update: config.update.clone().map(Arc::new),
-            install: Arc::new(InstallTracker::default()),
+            install,
             health: watch::Sender::new(HealthStatus::default()),
             identity: config
                 .identity

@@ -5,10 +5,10 @@ use std::sync::Arc;
 
 use outpost_boot::{BootError, Bootloader, SlotName, SlotState};
 use outpost_health::driver::{read_boot_id, BootContext};
-use outpost_health::state_file::ActivationKey;
+use outpost_health::state_file::{ActivationKey, SlotRef};
 use outpost_health::BackendFamily;
 use outpost_update::system_conf::BootloaderKind;
-use outpost_update::{Booted, CentralStatus};
+use outpost_update::{Booted, CentralStatus, SlotId};
 
 use crate::config::UpdateConfig;
 use crate::update::{context as update_context, InstallTracker, UpdateError};
@@ -55,11 +55,29 @@ pub fn prepare(
         Booted::Slot(id) => id,
         Booted::External => return Err(ContextError::External),
     };
+    let current = slot_ref(cfg, &booted)?;
+    let boot_id = boot_id(cfg)?;
+    let inner: SharedBootloader = Arc::from(update_context::open_bootloader(cfg)?);
+    let booted =
+        SlotName::new(&current.slot).map_err(|_| ContextError::NoBootname(booted.to_string()))?;
+    let ctx = BootContext {
+        family,
+        booted,
+        activation: current.activation,
+        version: current.version,
+        boot_id,
+    };
+    Ok((ctx, Arc::new(Serialised { inner, tracker })))
+}
+
+/// The root slot of `id` as the gate names it: its bootname, with the central.raucs keys of
+/// its current content.
+pub fn slot_ref(cfg: &UpdateConfig, id: &SlotId) -> Result<SlotRef, ContextError> {
     let slot = cfg
         .system
         .slots
-        .get(&booted)
-        .ok_or_else(|| ContextError::NoBootname(booted.to_string()))?;
+        .get(id)
+        .ok_or_else(|| ContextError::NoBootname(id.to_string()))?;
     let root = cfg.system.slots.root(slot);
     let bootname = root
         .bootname
@@ -70,26 +88,25 @@ pub fn prepare(
         None => CentralStatus::default(),
     };
     let status = central.slot(&root.id);
-    let activation = ActivationKey {
-        installed_timestamp: status.installed_timestamp,
-        installed_count: status.installed_count,
-        activated_timestamp: status.activated_timestamp,
-        activated_count: status.activated_count,
-        bundle_hash: status.bundle_hash,
-    };
-    let boot_id = match &cfg.boot_id {
-        Some(id) => id.clone(),
-        None => read_boot_id().map_err(ContextError::BootId)?,
-    };
-    let inner: SharedBootloader = Arc::from(update_context::open_bootloader(cfg)?);
-    let ctx = BootContext {
-        family,
-        booted: bootname,
-        activation,
+    Ok(SlotRef {
+        slot: bootname.to_string(),
+        activation: ActivationKey {
+            installed_timestamp: status.installed_timestamp,
+            installed_count: status.installed_count,
+            activated_timestamp: status.activated_timestamp,
+            activated_count: status.activated_count,
+            bundle_hash: status.bundle_hash,
+        },
         version: status.bundle_version,
-        boot_id,
-    };
-    Ok((ctx, Arc::new(Serialised { inner, tracker })))
+    })
+}
+
+/// This boot's id: `[update] boot_id` (simulated reboots) or the kernel's.
+pub fn boot_id(cfg: &UpdateConfig) -> Result<String, ContextError> {
+    match &cfg.boot_id {
+        Some(id) => Ok(id.clone()),
+        None => read_boot_id().map_err(ContextError::BootId),
+    }
 }
 
 /// Takes the install tracker's lock around every bootloader write, so the gate's commit never

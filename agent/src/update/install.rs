@@ -145,6 +145,7 @@ pub fn run(
         &env,
         &mut |p| tracker.progress(&p),
     )?;
+    super::armed::after_install(cfg, tracker, &report.activated);
     Ok(report)
 }
 

@@ -5,6 +5,7 @@
 //! Everything here is synchronous I/O; the API calls it through `spawn_blocking` so a slow
 //! device or bootloader script never stalls the local API.
 
+mod armed;
 pub mod context;
 pub mod error;
 pub mod install;

@@ -117,6 +117,7 @@ pub fn mark(
         SystemTime::now(),
     )?;
     tracing::info!(slot = %outcome.slot, message = %outcome.message, "mark");
+    super::armed::after_mark(cfg, tracker, state, &outcome.slot, &booted);
     Ok(MarkView {
         slot: outcome.slot.to_string(),
         message: outcome.message,

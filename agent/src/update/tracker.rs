@@ -38,6 +38,8 @@ pub struct InstallTracker {
     hold: watch::Sender<Hold>,
     /// `[workloads]`, where a joint bundle's workload set is staged for its target slot.
     workloads: std::sync::OnceLock<crate::config::WorkloadsConfig>,
+    /// `<state_dir>/armed.json`: where installs and marks note the slot they armed.
+    armed_file: std::sync::OnceLock<std::path::PathBuf>,
 }
 
 /// The health gate's say on installs.
@@ -70,6 +72,7 @@ impl Default for InstallTracker {
             exclusive: Mutex::new(()),
             hold: watch::Sender::new(Hold::Open),
             workloads: std::sync::OnceLock::new(),
+            armed_file: std::sync::OnceLock::new(),
         }
     }
 }
@@ -82,6 +85,15 @@ impl InstallTracker {
 
     pub fn workloads(&self) -> Option<&crate::config::WorkloadsConfig> {
         self.workloads.get()
+    }
+
+    /// Lets installs and marks keep the armed-slot note (set once, at start).
+    pub fn set_armed_file(&self, path: std::path::PathBuf) {
+        let _ = self.armed_file.set(path);
+    }
+
+    pub fn armed_file(&self) -> Option<&std::path::Path> {
+        self.armed_file.get().map(|p| p.as_path())
     }
 }
 

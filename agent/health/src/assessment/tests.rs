@@ -1,4 +1,5 @@
 use super::*;
+use crate::armed::Armed;
 use crate::state_file::ActivationKey;
 
 fn slot(name: &str, activated: u64) -> SlotRef {
@@ -19,6 +20,7 @@ fn facts(family: BackendFamily, booted: SlotRef, state: SlotState, left: Option<
         boot_id: "boot-2".into(),
         state,
         attempts_left: left,
+        armed: None,
     }
 }
 
@@ -212,4 +214,72 @@ fn the_old_slot_running_means_the_trial_failed() {
         }
         other => panic!("{other:?}"),
     }
+}
+
+fn armed(s: SlotRef, boot: &str) -> Armed {
+    Armed::new(s, boot.into(), "2026-11-22T10:00:00Z".into())
+}
+
+#[test]
+fn an_armed_slot_that_never_opened_its_trial_failed_before_its_agent() {
+    for fam in [BackendFamily::Grub, BackendFamily::SystemdBoot] {
+        // Armed in boot-1, boot-2 runs A again, and no trial of B's install is on record.
+        let mut f = facts(fam, slot("A", 0), SlotState::Good, None);
+        f.armed = Some(armed(slot("B", 4), "boot-1"));
+        match assess(&f, &committed(slot("A", 0))) {
+            Assessment::NeverReachedAgent { armed: a, reason } => {
+                assert_eq!(a.slot, slot("B", 4));
+                assert!(
+                    reason.contains("before slot B (version v4) started its agent"),
+                    "{reason}"
+                );
+            }
+            other => panic!("{fam:?}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn an_armed_note_is_not_a_failure_before_the_reboot_or_once_its_agent_ran() {
+    let base = facts(BackendFamily::Grub, slot("A", 0), SlotState::Good, None);
+    let not_never = |f: &BootFacts, st: &GateState| {
+        !matches!(assess(f, st), Assessment::NeverReachedAgent { .. })
+    };
+    // Same boot as the arming: the reboot is still to come.
+    let f = BootFacts {
+        armed: Some(armed(slot("B", 4), "boot-2")),
+        ..base.clone()
+    };
+    assert!(not_never(&f, &committed(slot("A", 0))));
+    // The armed slot is the booted one (GRUB set B_TRY=1): its own gate runs (a trial).
+    let f = BootFacts {
+        booted: slot("B", 4),
+        state: SlotState::Bad,
+        attempts_left: Some(0),
+        armed: Some(armed(slot("B", 4), "boot-1")),
+        ..base.clone()
+    };
+    assert!(matches!(
+        assess(&f, &committed(slot("A", 0))),
+        Assessment::Trial { .. }
+    ));
+    // B's agent ran and committed this install; A runs again later (e.g. a manual switch).
+    let f = BootFacts {
+        armed: Some(armed(slot("B", 4), "boot-1")),
+        ..base.clone()
+    };
+    assert!(not_never(&f, &committed(slot("B", 4))));
+    // B's agent opened the trial (its note removal was cut by a kill): the trial tells it.
+    let mut st = committed(slot("A", 0));
+    st.trial = Some(trial(slot("B", 4), "boot-1", None));
+    assert!(matches!(
+        assess(&f, &st),
+        Assessment::AfterFailedTrial { .. }
+    ));
+    // An older install of B was committed; the armed one is another (newer activation).
+    let f = BootFacts {
+        armed: Some(armed(slot("B", 5), "boot-1")),
+        ..base
+    };
+    assert!(!not_never(&f, &committed(slot("B", 4))));
 }

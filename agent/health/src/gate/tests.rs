@@ -47,6 +47,7 @@ fn trial_facts() -> BootFacts {
         boot_id: "boot-1".into(),
         state: SlotState::Bad,
         attempts_left: Some(0),
+        armed: None,
     }
 }
 
@@ -354,4 +355,39 @@ fn a_decision_finished_again_after_a_kill_repeats_the_identical_record() {
             "{verdict:?}: the outbox stores it once"
         );
     }
+}
+
+#[test]
+fn a_slot_that_never_reached_its_agent_is_recorded_marked_bad_and_the_old_slot_adopted() {
+    // B was armed in boot-1; its kernel or init never got to the agent, GRUB fell back to A.
+    let facts = BootFacts {
+        booted: slot("A", 0),
+        boot_id: "boot-3".into(),
+        armed: Some(crate::armed::Armed::new(
+            slot("B", 4),
+            "boot-1".into(),
+            "2026-11-22T10:00:00Z".into(),
+        )),
+        ..trial_facts()
+    };
+    let (g, a) = Gate::begin(plan(&[("a", true)]), &facts, base_state(), now(0));
+    assert_eq!(g, Gate::Done(Outcome::NotATrial));
+    assert_eq!(kinds(&a), ["mark-bad", "record", "persist", "rearm"]);
+    assert_eq!(a[0], Action::MarkBad { slot: "B".into() });
+    let r = record_of(&a);
+    assert_eq!(
+        (r.result, r.slot.as_str(), r.booted_slot.as_str(), r.boots),
+        (RecordResult::RolledBack, "B", "A", 0)
+    );
+    assert_eq!(r.version.as_deref(), Some("4.0"));
+    assert_eq!(r.decision_id, "boot-3/B/rolled-back");
+    assert_eq!(r.started_at.as_deref(), Some("2026-11-22T10:00:00Z"));
+    assert!(r.reason.as_deref().unwrap().contains("started its agent"));
+    let Action::PersistState(st) = &a[2] else {
+        unreachable!()
+    };
+    assert!(st.trial.is_none());
+    assert_eq!(st.committed, Some(slot("A", 0)));
+    assert_eq!(st.last.as_ref().unwrap().result, RecordResult::RolledBack);
+    assert_eq!(st.last.as_ref().unwrap().slot, "B");
 }

@@ -371,6 +371,54 @@ fn good_update_commits_bad_update_rolls_back_and_the_old_slot_records_why() -> R
     Ok(())
 }
 
+/// A slot armed through the agent whose kernel or init never gets to the agent: GRUB's one try
+/// is spent without a trial ever opening, and the old slot's gate records that from the
+/// agent's armed-slot note.
+#[test]
+fn a_slot_that_never_reached_its_agent_is_recorded_by_the_old_slot() -> Result<()> {
+    let mut dev = Device::new()?;
+    let sim = SimSystemd::start(dev.path(), &["app.service=active"])?;
+    assert_eq!(dev.power_on()?, "A");
+    let mut agent = Agent::start(&dev.configure(&sim.address, PASSING)?)?;
+    assert_eq!(dev.decided()?["phase"], "not-a-trial");
+    let out = Command::new(bin_path("outpostctl"))
+        .arg("--socket")
+        .arg(dev.path().join("agent.sock"))
+        .args(["mark", "active", "other"])
+        .output()?;
+    ensure!(
+        out.status.success(),
+        "mark active other: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let armed = dev.path().join("state/armed.json");
+    ensure!(armed.exists(), "no armed-slot note after mark active");
+    agent.terminate()?;
+
+    // B's boot dies before its agent (no agent runs in it); GRUB then falls back to A.
+    assert_eq!(dev.power_on()?, "B");
+    assert_eq!(dev.power_on()?, "A");
+    let mut agent = Agent::start(&dev.configure(&sim.address, PASSING)?)?;
+    let h = dev.decided()?;
+    assert_eq!(h["phase"], "not-a-trial", "{h}");
+    assert_eq!(h["last"]["slot"], "B", "{h}");
+    assert_eq!(h["last"]["result"], "rolled-back", "{h}");
+    let reason = h["last"]["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("before slot B"), "{reason}");
+    assert_eq!(grub_var(&dev.grubenv(), "B_OK")?, "0", "B marked bad");
+    assert_eq!(dev.health_records()?, 1);
+    assert!(!armed.exists(), "the note is told once and removed");
+    agent.terminate()?;
+
+    // The next boot of A has nothing more to tell.
+    assert_eq!(dev.power_on()?, "A");
+    let mut agent = Agent::start(&dev.configure(&sim.address, PASSING)?)?;
+    assert_eq!(dev.decided()?["phase"], "not-a-trial");
+    assert_eq!(dev.health_records()?, 1);
+    agent.terminate()?;
+    Ok(())
+}
+
 #[test]
 #[ignore = "slow end-to-end: 30 kill -9 rounds"]
 fn kill9_of_the_agent_during_the_gate_never_breaks_its_promises() -> Result<()> {
