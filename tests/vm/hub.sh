@@ -6,12 +6,16 @@
 #                          local vendor CA the hub trusts, hub CA + one-time token on the ESP;
 #                          cleanup on exit (VM stopped, hub killed)
 #   sc_enroll SECS         wait until the agent reports "enrolled"; sets $device_id, $ident
+#   sc_factory_boot        power on a factory-fresh device (slot A, version 1), wait for its
+#                          agent, its enrollment and its gate ("not a trial", A re-armed); sets
+#                          $t_agent, $t_enrolled
 #   hub_records [ARGS]     `outpost-hub records --device $device_id --json ARGS` (never fails)
 #   hub_wait_record STREAM RE SECS   wait until a record of STREAM matches RE at the hub
 #   hub_stop / hub_start   stop the hub (the device is offline from then on) / start it again
 #                          on the same data (hub.log is appended to)
 #   sc_finish              stop the VM, drop the disk copy (unless OUTPOST_VM_KEEP)
 need swtpm_setup swtpm_localca
+source "$VM_DIR/boot.sh"
 
 HUB_PORT="${OUTPOST_VM_HUB_PORT:-18443}"
 IDENTITY="${OUTPOST_VM_IDENTITY:-tpm}"
@@ -35,7 +39,7 @@ sc_setup() {
     if (exec 3<>"/dev/tcp/127.0.0.1/$HUB_PORT") 2>/dev/null; then
         die "port $HUB_PORT is in use; set OUTPOST_VM_HUB_PORT (and rebuild the image)"
     fi
-    RUN="$(mktemp -d "${TMPDIR:-/tmp}/outpost-vm-$1.XXXXXX")"
+    RUN="$(mktemp -d "${TMPDIR:-/tmp}/outpost-vm-$1-$VM_BOOT.XXXXXX")"
     log "run folder: $RUN"
     trap sc_cleanup EXIT
     vm_init "$RUN"
@@ -44,7 +48,7 @@ sc_setup() {
     hub="$RUN/hub"
     "$HUB_BIN" init --dir "$hub" --listen "127.0.0.1:$HUB_PORT" --san 10.0.2.2 >/dev/null
     # Releases are checked against the CA the image's keyring holds.
-    cp "$OUTPOST_VM_CACHE/image/keyring-ca.pem" "$hub/bundle-ca.pem"
+    cp "$VM_IMAGE_DIR/keyring-ca.pem" "$hub/bundle-ca.pem"
     grep -qxF '# keyring = "bundle-ca.pem"' "$hub/hub.toml" || die "hub.toml from init has no [releases] keyring line"
     sed -i 's|^# keyring = "bundle-ca.pem"$|keyring = "bundle-ca.pem"|' "$hub/hub.toml"
 
@@ -108,6 +112,22 @@ sc_enroll() {
     done
     device_id="$(sed -n 's/.*"device_id": *"\([0-9a-f]*\)".*/\1/p' <<<"$ident" | head -1)"
     [[ -n $device_id ]] || vm_fail "no device id in: $ident"
+}
+
+sc_factory_boot() {
+    vm_start
+    # GRUB's line shows the try it saved (A_TRY=1); systemd-boot boots the uncounted A entry.
+    boot_wait A 1 'entry=1 .*A_OK=1 A_TRY=1' 'outpost_1-a\.conf'
+    vm_wait_for '^agent: .* ready' 60
+    t_agent=$SECONDS
+    sc_enroll 120
+    t_enrolled=$SECONDS
+    # The factory slot is adopted (GRUB: re-armed, A_TRY=0) before anything is installed: A
+    # must be the fallback of B's trial.
+    local gate
+    gate="$(vm_run "$ctl health --wait --timeout 60s" 70)" || vm_fail "factory boot's gate: $gate"
+    grep -q 'not a trial' <<<"$gate" || vm_fail "factory boot is a trial?: $gate"
+    boot_expect "factory boot" 'A_OK=1|A_TRY=0' 'outpost_1-A\.conf|outpost_0-B\.conf'
 }
 
 # sc_update_now: `outpostctl update now`, which must end with the offered release installed.

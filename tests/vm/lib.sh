@@ -8,6 +8,15 @@ VM_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO_ROOT="$(cd "$VM_DIR/../.." && pwd)"
 OUTPOST_VM_CACHE="${OUTPOST_VM_CACHE:-$HOME/.cache/outpost-vm}"
 DEB_DIR="$OUTPOST_VM_CACHE/debs"
+# The boot variant: `grub` (a standalone GRUB running RAUC's A/B script over grubenv) or
+# `sdboot` (systemd-boot with Type #1 loader entries counting tries in their file names). Each
+# has its own image (and bundle CA) in $VM_IMAGE_DIR; the scenarios run on either.
+VM_BOOT="${OUTPOST_VM_BOOT:-grub}"
+case "$VM_BOOT" in
+    grub | sdboot) ;;
+    *) printf '[vm] error: OUTPOST_VM_BOOT must be grub or sdboot, not %s\n' "$VM_BOOT" >&2; exit 1 ;;
+esac
+VM_IMAGE_DIR="$OUTPOST_VM_CACHE/image-$VM_BOOT"
 # Binaries for the guest: a release build in its own target dir so it never waits on (or
 # invalidates) the main debug build.
 VM_TARGET_DIR="${VM_TARGET_DIR:-${CARGO_TARGET_DIR_VM:-/work/targets/vm}}"

@@ -34,8 +34,8 @@ vm_init() {
     need qemu-system-x86_64 swtpm mcopy
     VM_RUN="$1"
     mkdir -p "$VM_RUN/tpm"
-    [[ -f $OUTPOST_VM_CACHE/image/disk.img ]] || die "no disk image: run tests/vm/build-image"
-    cp --sparse=always "$OUTPOST_VM_CACHE/image/disk.img" "$VM_RUN/disk.img"
+    [[ -f $VM_IMAGE_DIR/disk.img ]] || die "no disk image: run tests/vm/build-image"
+    cp --sparse=always "$VM_IMAGE_DIR/disk.img" "$VM_RUN/disk.img"
     cp "$OVMF_VARS" "$VM_RUN/OVMF_VARS.fd"
     : >"$VM_RUN/console.log"
 }
