@@ -44,6 +44,8 @@ let
       services.timesyncd = free;
       services.journald = free;
       services.dbus = free;
+      services.udev = free;
+      image = free;
     };
     config.system.image = {
       id = "outpost";
@@ -70,6 +72,12 @@ let
     # Keeps the text, so the D-Bus policy the module installs can be inspected.
     writeTextDir = path: text: fakeDrv (baseNameOf path) // { inherit path text; };
     coreutils = fakeDrv "coreutils";
+    # For images/*.nix: keep what is written, so the check can read the ESP's files.
+    writeText = name: text: fakeDrv name // { inherit text; };
+    runCommand = name: _env: script: fakeDrv name // { inherit script; };
+    systemd = fakeDrv "systemd";
+    raspberrypifw = fakeDrv "raspberrypifw";
+    stdenv.hostPlatform.efiArch = "x64";
   };
 
   utils.escapeSystemdPath = s: lib.replaceStrings [ "/" ] [ "-" ] (lib.removePrefix "/" s);
@@ -77,7 +85,12 @@ let
   eval =
     modules:
     (lib.evalModules {
-      specialArgs = { inherit pkgs utils; };
+      # modulesPath: images/*.nix import image/repart.nix from it; the stub declares nothing
+      # (nixosStub's free `image` option takes image.repart).
+      specialArgs = {
+        inherit pkgs utils;
+        modulesPath = toString ./stubs;
+      };
       modules = [
         nixosStub
         ../../modules/default.nix
@@ -145,6 +158,13 @@ let
       "hub"
       "uploader"
       "log"
+      "update"
+      "health"
+      "dbus"
+      "identity"
+      "delivery"
+      "workloads"
+      "k3s"
     ];
     api = [
       "socket"
@@ -181,23 +201,94 @@ let
 
   # ---- layout, immutability, k3s -----------------------------------------------------------
 
-  uefi = eval [
-    {
-      outpost.immutable.enable = true;
-      outpost.ab = {
-        enable = true;
-        bootMethod = "uefi";
+  # A board as images/default.nix assembles it, with the image builder, so the check sees the
+  # ESP's files, the mounts and the agent's [update] of one system.
+  board =
+    bootMethod: image:
+    eval [
+      image
+      {
+        outpost.immutable.enable = true;
+        outpost.ab = {
+          enable = true;
+          inherit bootMethod;
+          compatible = "outpost-test";
+        };
+        services.outpost.agent.enable = true;
+        boot.kernelParams = [ "console=ttyS0,115200" ];
+        boot.kernelPackages.kernel = fakeDrv "kernel";
+        system.build = {
+          toplevel = fakeDrv "toplevel";
+          uki = fakeDrv "uki";
+          image = fakeDrv "image";
+          initialRamdisk = fakeDrv "initrd";
+        };
+        system.boot.loader = {
+          ukiFile = "outpost_0.1.0.efi";
+          kernelFile = "Image";
+          initrdFile = "initrd";
+        };
+        image.baseName = "outpost_0.1.0";
+      }
+    ];
+  uefi = board "uefi" ../../images/uefi.nix;
+  rpi = board "rpi-tryboot" ../../images/rpi-tryboot.nix;
+  uefiUpdate = uefi.services.outpost.agent.renderedSettings.update;
+  rpiUpdate = rpi.services.outpost.agent.renderedSettings.update;
+  esp = uefi.image.repart.partitions."10-esp".contents;
+
+  # The agent's entry-name codec (agent/boot/src/systemd_boot/name.rs EntryName::parse and
+  # backend.rs parse_stem): "<prefix>_<generation>-<bootname>[+LEFT[-DONE]].<conf|efi>".
+  parseEntry =
+    prefix: file:
+    let
+      m = builtins.match "${lib.escapeRegex prefix}_([0-9]+)-([^+]+)(\\+([0-9]+)(-([0-9]+))?)?\\.(conf|efi)" file;
+    in
+    if m == null then
+      null
+    else
+      {
+        generation = lib.toInt (lib.elemAt m 0);
+        bootname = lib.elemAt m 1;
+        counted = lib.elemAt m 2 != null;
+        ext = lib.elemAt m 6;
       };
-      services.outpost.agent.enable = true;
-    }
+
+  # Every key the agent accepts in [update] and [[update.slots]] (agent/src/config/update.rs,
+  # RawUpdate and RawSlot; both deny unknown fields).
+  updateKeys = [
+    "system_conf"
+    "compatible"
+    "bootloader"
+    "grubenv"
+    "fw_env_config"
+    "custom_backend"
+    "autoboot"
+    "esp"
+    "entries"
+    "entry_prefix"
+    "efivars"
+    "boot_attempts"
+    "boot_attempts_primary"
+    "data_directory"
+    "keyring"
+    "check_purpose"
+    "min_version"
+    "activate_installed"
+    "variant"
+    "booted_slot"
+    "boot_id"
+    "slots"
   ];
-  rpi = eval [
-    {
-      outpost.ab = {
-        enable = true;
-        bootMethod = "rpi-tryboot";
-      };
-    }
+  slotKeys = [
+    "class"
+    "index"
+    "device"
+    "type"
+    "bootname"
+    "parent"
+    "readonly"
+    "boot_partition"
   ];
   withK3s = eval [
     {
@@ -378,20 +469,112 @@ in
         }
       ]).services.outpost.agent.hub
   ))
-  (check "ab-layout: uefi mounts the store of its own version, read-only" (
+  (check "ab-layout: the store is the booted slot's, found by udev from outpost.slot=" (
     failedAssertions uefi == [ ]
-    && uefi.fileSystems."/nix/store".device == "/dev/disk/by-partlabel/outpost-store_0.1.0"
+    && uefi.fileSystems."/nix/store".device == "/dev/outpost/store"
     && uefi.fileSystems."/nix/store".options == [ "ro" ]
     && uefi.fileSystems."/var".device == "/dev/disk/by-partlabel/outpost-var"
-    && uefi.boot.uki.tries == 3
-    && uefi.systemd.targets.boot-complete.requires == [ "outpost-agent.service" ]
-    && uefi.outpost.ab.slots.store.match_pattern == "outpost-store_@v"
+    && uefi.fileSystems."/boot".device == "/dev/disk/by-partlabel/outpost-esp"
+    && uefi.boot.initrd.services.udev.rules == uefi.services.udev.extraRules
+    && lib.all
+      (n: lib.hasInfix
+        ''ENV{ID_PART_ENTRY_NAME}=="outpost-store-${lib.toLower n}", ENV{outpost.slot}=="${n}", SYMLINK+="outpost/store"''
+        uefi.services.udev.extraRules)
+      [ "A" "B" ]
+    && uefi.systemd.targets.boot-complete.requires == [ "outpost-health.service" ]
   ))
-  (check "ab-layout: rpi-tryboot publishes the A/B boot partitions" (
-    rpi.outpost.ab.slots.rpi.boot_partitions.A.number == 2
-    && rpi.outpost.ab.slots.rpi.boot_partitions.B.label == "outpost-boot-b"
-    && !(rpi.outpost.ab.slots ? esp)
-    && builtins.fromJSON rpi.environment.etc."outpost/slots.json".text == rpi.outpost.ab.slots
+  (check "ab-layout: the agent's [update] uses only keys the agent knows" (
+    onlyKnown updateKeys uefiUpdate
+    && onlyKnown updateKeys rpiUpdate
+    && lib.all (onlyKnown slotKeys) (uefiUpdate.slots ++ rpiUpdate.slots)
+    && onlyKnown agentKeys.top uefi.services.outpost.agent.renderedSettings
+  ))
+  (check "ab-layout: uefi factory entries are what the agent's systemd-boot backend expects" (
+    let
+      entryFiles = lib.filter (lib.hasPrefix "/${uefiUpdate.entries}/") (lib.attrNames esp);
+      entries = map (f: parseEntry uefiUpdate.entry_prefix (baseNameOf f) // { path = f; }) entryFiles;
+      byName = lib.listToAttrs (map (e: lib.nameValuePair e.bootname e) entries);
+      roots = lib.filter (s: s ? bootname) uefiUpdate.slots;
+      childOf = r: lib.findFirst (s: s.parent or null == "rootfs.${toString r.index}") null uefiUpdate.slots;
+      # The key lines of a Type #1 entry, as systemd-boot reads them.
+      keys = text: lib.listToAttrs (map
+        (l: let m = builtins.match "([a-z-]+) +(.*)" l; in lib.nameValuePair (lib.elemAt m 0) (lib.elemAt m 1))
+        (lib.filter (l: l != "") (lib.splitString "\n" text)));
+      entryOk =
+        r:
+        let
+          e = byName.${r.bootname};
+          k = keys esp.${e.path}.source.text;
+          boot = childOf r;
+        in
+        e.ext == "conf"
+        && !e.counted
+        && boot != null
+        # the entry starts the slot's own UKI, the file its boot slot writes
+        && uefiUpdate.esp + k.efi == boot.device
+        && esp ? ${k.efi}
+        && lib.hasInfix "outpost.slot=${r.bootname} " (k.options + " ")
+        && lib.hasPrefix "init=/nix/store/.outpost-system/init " k.options
+        && !(k ? sort-key) && !(k ? version);
+    in
+    uefiUpdate.bootloader == "systemd-boot"
+    && uefiUpdate.esp == "/boot"
+    && uefiUpdate.entries == "loader/entries"
+    && uefiUpdate.entry_prefix == "outpost"
+    && uefiUpdate.boot_attempts == 3
+    && uefiUpdate.compatible == "outpost-test"
+    && lib.all (e: e != null) entries
+    && lib.sort lib.lessThan (lib.attrNames byName) == [ "A" "B" ]
+    && map (r: r.bootname) roots == [ "A" "B" ]
+    && lib.all entryOk roots
+    # A is primary: blessed and the higher generation (outpost_1-A.conf, outpost_0-B.conf)
+    && byName.A.generation > byName.B.generation
+    && lib.sort lib.lessThan (map baseNameOf entryFiles) == [ "outpost_0-B.conf" "outpost_1-A.conf" ]
+    # loader.conf pins nothing: a default matching one slot would beat a failed trial
+    && builtins.match "(.*\n)?default .*" esp."/loader/loader.conf".source.text == null
+    && lib.all (r: uefi.image.repart.partitions.${r}.repartConfig.Label or null != null) [ "20-store-a" "30-store-b" ]
+    && map (s: s.device) roots == map (p: "/dev/disk/by-partlabel/${uefi.image.repart.partitions.${p}.repartConfig.Label}") [ "20-store-a" "30-store-b" ]
+  ))
+  (check "ab-layout: rpi-tryboot slots name the partitions autoboot.txt and config.txt use" (
+    let
+      parts = rpi.image.repart.partitions;
+      roots = lib.filter (s: s ? bootname) rpiUpdate.slots;
+      boots = lib.filter (s: s.class == "boot") rpiUpdate.slots;
+      configTxt = rpi.system.build.outpostRpiConfigTxt.text;
+      bootScript = rpi.system.build.outpostRpiBootFiles.script;
+      # config.txt picks cmdline-<x>.txt on the slot's partition; that file names the slot
+      cmdlineOk =
+        r:
+        let
+          file = "cmdline-${lib.toLower r.bootname}.txt";
+        in
+        lib.hasInfix "[boot_partition=${toString r.boot_partition}]\ncmdline=${file}\n" configTxt
+        && lib.hasInfix "outpost.slot=${r.bootname} console=ttyS0,115200' > $out/${file}" bootScript;
+    in
+    rpiUpdate.bootloader == "rpi-tryboot"
+    && rpiUpdate.autoboot == "/boot/firmware/autoboot.txt"
+    && rpi.fileSystems."/boot/firmware".device == "/dev/disk/by-partlabel/${parts."10-autoboot".repartConfig.Label}"
+    && map (s: s.boot_partition) roots == [ 2 3 ]
+    # partitions 2 and 3 (in repart's order) are the boot slots' devices
+    && map (s: s.device) boots == map (p: "/dev/disk/by-partlabel/${parts.${p}.repartConfig.Label}") [ "20-boot-a" "30-boot-b" ]
+    && lib.all (s: s.type == "vfat") boots
+    && map (s: s.device) roots == map (p: "/dev/disk/by-partlabel/${parts.${p}.repartConfig.Label}") [ "40-store-a" "50-store-b" ]
+    && lib.all cmdlineOk roots
+    && !(rpiUpdate ? esp)
+  ))
+  (check "bundle: one image per slot class, for this board's compatible and version" (
+    let
+      manifest = uefi.system.build.outpostBundleManifest.text;
+      # [image.<class>] headers of the manifest
+      classes = lib.concatMap
+        (l: let m = builtins.match "\\[image\\.([a-z]+)]" l; in if m == null then [ ] else m)
+        (lib.splitString "\n" manifest);
+    in
+    lib.sort lib.lessThan classes == lib.sort lib.lessThan (lib.unique (map (s: s.class) uefiUpdate.slots))
+    && lib.hasInfix "compatible=${uefiUpdate.compatible}\n" manifest
+    && lib.hasInfix "version=0.1.0\n" manifest
+    && lib.hasInfix "[image.boot]\nfilename=boot.efi\n" manifest
+    && lib.hasInfix "[image.boot]\nfilename=boot.vfat\n" rpi.system.build.outpostBundleManifest.text
   ))
   (check "immutable: tmpfs root, read-only etc, no nix, no switch" (
     uefi.fileSystems."/".fsType == "tmpfs"
