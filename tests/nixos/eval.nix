@@ -408,6 +408,40 @@ in
       "device.key:/var/lib/outpost-identity/device.key"
     ]
   ))
+  (check "agent: with [identity] only the hub's CA is a credential; cert files xor identity" (
+    let
+      enrolling = hub: settings: eval [
+        {
+          services.outpost.agent = {
+            enable = true;
+            inherit hub settings;
+          };
+        }
+      ];
+      caOnly = {
+        url = "https://hub";
+        caFile = "/var/lib/x/ca.pem";
+      };
+      withFiles = caOnly // {
+        certFile = "/var/lib/x/cert.pem";
+        keyFile = "/var/lib/x/key.pem";
+      };
+      tpm = {
+        identity.backend = "tpm";
+      };
+      ok = enrolling caOnly tpm;
+    in
+    failedAssertions ok == [ ]
+    && ok.services.outpost.agent.renderedSettings.hub == {
+      url = "https://hub";
+      ca = "/run/credentials/outpost-agent.service/hub-ca.pem";
+    }
+    && ok.systemd.services.outpost-agent.serviceConfig.LoadCredential == [ "hub-ca.pem:/var/lib/x/ca.pem" ]
+    # neither files nor identity, both, or half of the files: refused
+    && failedAssertions (enrolling caOnly { }) != [ ]
+    && failedAssertions (enrolling withFiles tpm) != [ ]
+    && failedAssertions (enrolling (caOnly // { certFile = "/var/lib/x/cert.pem"; }) { }) != [ ]
+  ))
   (check "agent: a key file in the Nix store is refused" (
     throws
       (eval [
