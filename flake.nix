@@ -119,6 +119,7 @@
           import ./tests/nixos {
             inherit pkgs;
             inherit (self) nixosModules;
+            inherit (built) boardModules;
             packages = p;
           }
         )
