@@ -73,6 +73,17 @@
         {
           outpost-agent = crate "outpost-agent" "Outpost device agent and outpostctl";
           outpost-hub = crate "outpost-hub" "Outpost hub: fleet CA and idempotent mTLS ingest";
+          # Flake checks (crane's cargoClippy/cargoFmt on the shared dependency build). The
+          # workspace tests are not a check: many need real peers (rauc, casync, swtpm,
+          # bootctl, a second machine) that the build sandbox lacks; scripts/test runs them.
+          clippy = craneLib.cargoClippy (
+            commonArgs
+            // {
+              inherit cargoArtifacts;
+              cargoClippyExtraArgs = "--workspace --all-targets --locked -- -D warnings";
+            }
+          );
+          fmt = craneLib.cargoFmt { inherit (commonArgs) src pname version; };
         };
 
       built = import ./images { inherit inputs self version; };
@@ -112,7 +123,7 @@
           p = outpostPackages pkgs;
         in
         {
-          inherit (p) outpost-agent outpost-hub;
+          inherit (p) outpost-agent outpost-hub clippy fmt;
         }
         # VM tests need KVM; they are defined for x86_64-linux builders.
         // lib.optionalAttrs (pkgs.stdenv.hostPlatform.system == "x86_64-linux") (

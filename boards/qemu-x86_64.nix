@@ -8,11 +8,12 @@
 
 
   outpost.ab.bootMethod = "uefi";
-  # Small slots: a VM disk, and the tests build the image (and a bundle) several times.
+  # Small slots: a VM disk, and the tests build the image (and bundles) several times. /var
+  # holds a bundle while it installs (the tests copy one in).
   outpost.ab.sizes = {
     esp = lib.mkDefault "256M";
     store = lib.mkDefault "2G";
-    var = lib.mkDefault "1G";
+    var = lib.mkDefault "2G";
   };
 
   boot.initrd.availableKernelModules = [

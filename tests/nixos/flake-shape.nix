@@ -40,6 +40,8 @@ let
       inherit (args) pname version cargoExtraArgs cargoArtifacts;
     };
     devShell = _args: "shell";
+    cargoClippy = args: { clippy = args.cargoClippyExtraArgs; };
+    cargoFmt = _args: "fmt";
   };
 
   self = flake.outputs {
@@ -122,7 +124,7 @@ in
       builtins.attrValues self.nixosConfigurations
     )
   ))
-  (check "checks: the VM tests on x86_64-linux only, each its own file" (
+  (check "checks: builds, clippy and fmt on both systems; the VM tests on x86_64-linux only, each its own file" (
     let
       tests = [
         "agent-outbox"
@@ -133,10 +135,17 @@ in
         "ota-rollback"
         "outbox-partition"
       ];
+      builds = [
+        "clippy"
+        "fmt"
+        "outpost-agent"
+        "outpost-hub"
+      ];
       x86 = self.checks.x86_64-linux;
     in
-    names x86 == lib.sort lib.lessThan (tests ++ [ "outpost-agent" "outpost-hub" ])
-    && names self.checks.aarch64-linux == [ "outpost-agent" "outpost-hub" ]
+    names x86 == lib.sort lib.lessThan (tests ++ builds)
+    && names self.checks.aarch64-linux == builds
+    && x86.clippy.clippy == "--workspace --all-targets --locked -- -D warnings"
     && lib.all (t: x86.${t}.test.imports == [ (../../tests/nixos + "/${t}.nix") ]) tests
     # the image-booting tests get the qemu-x86_64 board
     && x86.boot.test.node.specialArgs.outpostBoard.imports != [ ]

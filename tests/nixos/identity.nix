@@ -67,7 +67,7 @@ in
           # EK id: hex SHA-256 of the RSA-2048 EK's SubjectPublicKeyInfo (TCG template L-1, the
           # default of tpm2_createek -G rsa), what the hub calls the device id (docs/security.md).
           ek_id = device.succeed(
-              "tpm2_createek -c /tmp/ek.ctx -G rsa -u /tmp/ek.pem -f pem >/dev/null"
+              "tpm2_createek -T device:/dev/tpmrm0 -c /tmp/ek.ctx -G rsa -u /tmp/ek.pem -f pem >/dev/null"
               " && openssl pkey -pubin -in /tmp/ek.pem -outform DER | sha256sum | cut -d' ' -f1"
           ).strip()
           assert len(ek_id) == 64, ek_id

@@ -51,6 +51,8 @@ in
         cores = 2;
       };
       outpost.ab.keyring = keyring;
+      # K3s unpacks itself and its images under /var/lib/rancher, beside the bundle.
+      outpost.ab.sizes.var = "4G";
       outpost.test.versions."2.0.0" = { };
       outpost.k3s = {
         enable = true;
