@@ -4,18 +4,27 @@
   # Plain flake, no flake-parts: one input fewer to lock and review, and it evaluates with the
   # old Nix (2.8) available on the CI machines. Outputs are still owned per directory, as in
   # ghaf: images/default.nix (systems and disk images), tests/nixos/default.nix (VM tests).
+
+  # Pinned by revision: flake.lock needs the NAR hash of every input's source tarball, which
+  # cannot be fetched or checked on the offline development machines (docs/nix.md). With the
+  # revisions here the lock the first `nix flake lock` writes is the same everywhere; commit it.
   inputs = {
-    nixpkgs.url = "github:NixOS/nixpkgs/nixos-26.05";
+    # nixos-26.05, the revision anduril/jetpack-nixos 4d857d6 locks (so Jetson builds use the
+    # nixpkgs jetpack-nixos is tested with).
+    nixpkgs.url = "github:NixOS/nixpkgs/714a5f8c4ead6b31148d829288440ed033ccc041";
 
-    # 0.23.x: the last crane line supporting nixpkgs 25.11 and 26.05 (main drops 25.11).
-    crane.url = "github:ipetkov/crane/v0.23.4";
+    # v0.23.4: the last crane line supporting nixpkgs 25.11 and 26.05 (main drops 25.11).
+    crane.url = "github:ipetkov/crane/10e6e3cb966f7cfcc789fe5eee7a85f3188ce08b";
 
-    # Raspberry Pi 4 and 5 kernels and device trees.
-    nixos-hardware.url = "github:NixOS/nixos-hardware";
+    # Raspberry Pi 4 and 5 kernels and device trees (master, 2026-08-19).
+    nixos-hardware = {
+      url = "github:NixOS/nixos-hardware/0471accf8d0a8210b31d947497d179ecc99e0021";
+      inputs.nixpkgs.follows = "nixpkgs";
+    };
 
-    # Jetson Orin: kernel, firmware, flashing. Its own pin is nixos-26.05 as well.
+    # Jetson Orin: kernel, firmware, flashing (master, 2026-07-30; pins nixos-26.05 itself).
     jetpack-nixos = {
-      url = "github:anduril/jetpack-nixos";
+      url = "github:anduril/jetpack-nixos/4d857d6da48c420da39964b6fb7ba23a958abad3";
       inputs.nixpkgs.follows = "nixpkgs";
     };
   };
