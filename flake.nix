@@ -115,13 +115,15 @@
         ))
         built.packages;
 
-      # Nix 2.8 `flake check` rejects a module given as a bare path: import it.
-      nixosModules = {
-        agent = import ./modules/agent.nix;
-        immutable = import ./modules/immutable.nix;
-        ab-layout = import ./modules/ab-layout.nix;
-        k3s = import ./modules/k3s.nix;
-        default = import ./modules/default.nix;
+      # Nix 2.8 `flake check` rejects a module given as a bare path, so each is a set that
+      # imports its file: imports by path are deduplicated, so combining them (ab-layout and k3s
+      # import agent.nix themselves) never declares an option twice.
+      nixosModules = lib.mapAttrs (_: file: { imports = [ file ]; }) {
+        agent = ./modules/agent.nix;
+        immutable = ./modules/immutable.nix;
+        ab-layout = ./modules/ab-layout.nix;
+        k3s = ./modules/k3s.nix;
+        default = ./modules/default.nix;
       };
 
       inherit (built) nixosConfigurations;

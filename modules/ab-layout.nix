@@ -165,7 +165,12 @@ let
     };
 in
 {
-  imports = [ ./filesystems.nix ];
+  # The agent's options are set here ([update]); imported modules are deduplicated by path, so
+  # importing this module alone works too.
+  imports = [
+    ./filesystems.nix
+    ./agent.nix
+  ];
 
   options.outpost.ab = {
     enable = lib.mkEnableOption "the Outpost A/B layout (two slots of store + boot files, persistent /var)";

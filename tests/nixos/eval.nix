@@ -301,6 +301,15 @@ let
   };
 in
 [
+  (check "modules: any combination of the flake's modules declares each option once" (
+    !(throws
+      (eval [
+        ../../modules/agent.nix
+        ../../modules/ab-layout.nix
+        ../../modules/k3s.nix
+        { services.outpost.agent.enable = true; }
+      ]).services.outpost.agent.renderedSettings)
+  ))
   (check "agent: minimal config has no assertion failures" (failedAssertions agentMinimal == [ ]))
   (check "agent: defaults match the agent's own defaults" (
     let
