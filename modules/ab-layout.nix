@@ -342,16 +342,16 @@ in
       }
 
       (lib.mkIf (cfg.bootMethod == "uefi") {
-        # The ESP is mounted for installs and marks only; the running system needs nothing
-        # from it.
+        # Mounted for the whole boot, not on demand: the agent's unit (ProtectSystem=strict,
+        # ReadWritePaths=-/boot) gets its mount namespace at start and must find the ESP there
+        # (an automount triggered later would not show up inside it). Only the agent and
+        # systemd-bless-boot write to it, one rename at a time.
         outpost.fileSystems.${espMount} = {
           device = "/dev/disk/by-partlabel/${cfg.labels.esp}";
           fsType = "vfat";
           options = [
             "umask=0077"
-            "noauto"
-            "x-systemd.automount"
-            "x-systemd.idle-timeout=60"
+            "noatime"
           ];
         };
         # systemd-bless-boot blesses the entry only after boot-complete.target, which needs
@@ -368,14 +368,13 @@ in
 
       (lib.mkIf (cfg.bootMethod == "rpi-tryboot") {
         # autoboot.txt lives on partition 1, where the agent's rpi-tryboot backend expects it.
+        # Mounted for the whole boot, for the same reason as the ESP on uefi.
         outpost.fileSystems."/boot/firmware" = {
           device = "/dev/disk/by-partlabel/${cfg.labels.autoboot}";
           fsType = "vfat";
           options = [
             "umask=0077"
-            "noauto"
-            "x-systemd.automount"
-            "x-systemd.idle-timeout=60"
+            "noatime"
           ];
         };
         # The Pi firmware loads kernel and initrd itself (config.txt on the boot partition);
