@@ -114,7 +114,9 @@ let
   # The agent's [update] table (agent/src/config/update.rs, docs/configuration.md).
   update = {
     inherit (cfg) compatible;
-    keyring = toString cfg.keyring;
+    # A path literal (./bundle-ca.pem) is copied into the store (a public certificate), a
+    # string names a file on the device.
+    keyring = if builtins.isPath cfg.keyring then "${cfg.keyring}" else cfg.keyring;
     slots = lib.concatMap
       (n: [
         (rootSlot n)
