@@ -42,13 +42,11 @@ let
       nodes = lib.attrNames test.nodes;
     };
 in
-lib.genAttrs [
-  "agent-outbox"
-  "boot"
-  "identity"
-  "k3s-workloads"
-  "ota-commit"
-  "ota-rollback"
-  "outbox-partition"
-]
+# Every test file in this folder (the others are not tests).
+lib.genAttrs
+  (map (lib.removeSuffix ".nix") (
+    lib.filter (f: lib.hasSuffix ".nix" f && !lib.elem f [ "default.nix" "eval.nix" "flake-shape.nix" "scripts.nix" ]) (
+      lib.attrNames (builtins.readDir ./.)
+    )
+  ))
   script
