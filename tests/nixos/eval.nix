@@ -8,9 +8,12 @@
 #
 # Evaluates to the list of check names that passed; any failure aborts with a message.
 # With --arg espFiles true it evaluates instead to the uefi image's ESP as files (path -> text,
-# null for a binary), which scripts/check-nix-eval lays out and lists with the real bootctl.
+# null for a binary), which scripts/check-nix-eval lays out and lists with the real bootctl;
+# with --arg agentConfigs true to the agent settings the boards render (name -> settings), which
+# it gives to the real `outpost-agent --check` when one is built.
 { lib
 , espFiles ? false
+, agentConfigs ? false
 }:
 
 let
@@ -208,9 +211,10 @@ let
   # A board as images/default.nix assembles it, with the image builder, so the check sees the
   # ESP's files, the mounts and the agent's [update] of one system.
   board =
-    bootMethod: image:
+    bootMethod: image: extra:
     eval [
       image
+      extra
       {
         outpost.immutable.enable = true;
         outpost.ab = {
@@ -235,8 +239,13 @@ let
         image.baseName = "outpost_0.1.0";
       }
     ];
-  uefi = board "uefi" ../../images/uefi.nix;
-  rpi = board "rpi-tryboot" ../../images/rpi-tryboot.nix;
+  uefi = board "uefi" ../../images/uefi.nix { };
+  rpi = board "rpi-tryboot" ../../images/rpi-tryboot.nix { };
+  # With K3s: the agent also gets [k3s] and [workloads].
+  uefiK3s = board "uefi" ../../images/uefi.nix {
+    outpost.k3s.enable = true;
+    services.k3s.package = k3sPkgs;
+  };
   uefiUpdate = uefi.services.outpost.agent.renderedSettings.update;
   rpiUpdate = rpi.services.outpost.agent.renderedSettings.update;
   esp = uefi.image.repart.partitions."10-esp".contents;
@@ -306,6 +315,11 @@ let
 in
 if espFiles then
   lib.mapAttrs (_: file: file.source.text or null) esp
+else if agentConfigs then
+  lib.mapAttrs (_: c: c.services.outpost.agent.renderedSettings)
+  {
+    inherit uefi rpi uefiK3s;
+  }
 else
   [
     (check "modules: any combination of the flake's modules declares each option once" (
