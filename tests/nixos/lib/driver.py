@@ -34,11 +34,6 @@ def slots(machine) -> dict:
     return json.loads(machine.succeed("outpostctl slots --json"))
 
 
-def booted_bootname(machine) -> str:
-    s = slots(machine)
-    return next(x["bootname"] for x in s["slots"] if x["name"] == s["booted"])
-
-
 def await_guest_reboot(machine) -> None:
     """Wait until the guest restarts by itself (the kernel's "reboot: Restarting system" on
     the console), then let the next command reconnect. Console lines read so far are dropped
