@@ -9,7 +9,6 @@
     ../images/rpi-tryboot.nix
   ];
 
-  nixpkgs.hostPlatform = "aarch64-linux";
 
   outpost.ab.bootMethod = "rpi-tryboot";
 

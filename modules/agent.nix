@@ -54,10 +54,15 @@ let
 
   dropNulls = lib.filterAttrsRecursive (_: v: v != null);
 
+  # With [identity] the agent holds its key itself (TPM or file backend) and the hub issues the
+  # certificate at enrollment: only the hub's CA is a credential then.
+  withCertFiles = cfg.hub != null && cfg.hub.certFile != null;
   hubSection = lib.optionalAttrs (cfg.hub != null) {
     hub = {
       inherit (cfg.hub) url;
       ca = "${credentialDir}/hub-ca.pem";
+    }
+    // lib.optionalAttrs withCertFiles {
       cert = "${credentialDir}/device.pem";
       key = "${credentialDir}/device.key";
     };
@@ -249,12 +254,17 @@ in
               description = "PEM file with the CA that signed the hub's certificate.";
             };
             certFile = lib.mkOption {
-              type = devicePath;
+              type = lib.types.nullOr devicePath;
+              default = null;
               example = "/var/lib/outpost-identity/device.pem";
-              description = "PEM file with this device's client certificate (CN = device id).";
+              description = ''
+                PEM file with this device's client certificate (CN = device id). Leave it and
+                keyFile unset when `settings.identity` lets the agent enroll for one.
+              '';
             };
             keyFile = lib.mkOption {
-              type = devicePath;
+              type = lib.types.nullOr devicePath;
+              default = null;
               example = "/var/lib/outpost-identity/device.key";
               description = ''
                 PEM file with this device's private key. Must be an absolute path on the
@@ -399,6 +409,13 @@ in
             message = "services.outpost.agent: set the hub with services.outpost.agent.hub (its key file must stay out of the Nix store), not settings.hub.";
           }
           {
+            assertion =
+              cfg.hub == null
+              || (cfg.hub.certFile == null) == (cfg.hub.keyFile == null)
+              && (cfg.hub.certFile != null) != (cfg.settings ? identity);
+            message = "services.outpost.agent.hub: set certFile and keyFile, or neither and settings.identity (the agent enrolls for its certificate).";
+          }
+          {
             assertion = lib.hasPrefix "/run/" runtimeDir && runtimeDir != "/run";
             message = "services.outpost.agent.settings.api.socket must be in a folder below /run (it becomes RuntimeDirectory=).";
           }
@@ -426,11 +443,12 @@ in
             StateDirectory = lib.removePrefix "/var/lib/" cfg.settings.state_dir;
             RuntimeDirectory = lib.removePrefix "/run/" runtimeDir;
             ReadWritePaths = agentUnit.serviceConfig.ReadWritePaths ++ cfg.readWritePaths;
-            LoadCredential = lib.optionals (cfg.hub != null) [
-              "hub-ca.pem:${cfg.hub.caFile}"
-              "device.pem:${cfg.hub.certFile}"
-              "device.key:${cfg.hub.keyFile}"
-            ];
+            LoadCredential =
+              lib.optional (cfg.hub != null) "hub-ca.pem:${cfg.hub.caFile}"
+                ++ lib.optionals withCertFiles [
+                "device.pem:${cfg.hub.certFile}"
+                "device.key:${cfg.hub.keyFile}"
+              ];
           };
         };
 

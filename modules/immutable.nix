@@ -21,7 +21,7 @@ let
   cfg = config.outpost.immutable;
 
   base = {
-    fileSystems."/" = {
+    outpost.fileSystems."/" = {
       device = "none";
       fsType = "tmpfs";
       options = [
@@ -68,7 +68,7 @@ let
     environment.etc = lib.listToAttrs (
       map (d: lib.nameValuePair "${d}/.keep" { text = ""; }) cfg.persistentEtcDirs
     );
-    fileSystems = lib.listToAttrs (
+    outpost.fileSystems = lib.listToAttrs (
       map
         (
           d:
@@ -98,6 +98,8 @@ let
   };
 in
 {
+  imports = [ ./filesystems.nix ];
+
   options.outpost.immutable = {
     enable = lib.mkEnableOption "the immutable Outpost system (tmpfs root, read-only /etc and store, no Nix on the device)";
 

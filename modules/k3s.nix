@@ -22,6 +22,12 @@ let
   cfg = config.outpost.k3s;
 in
 {
+  # Sets options of both (deduplicated by path when modules/default.nix imports them too).
+  imports = [
+    ./agent.nix
+    ./immutable.nix
+  ];
+
   options.outpost.k3s = {
     enable = lib.mkEnableOption "a single-node K3s server for workloads";
 

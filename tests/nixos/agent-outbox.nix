@@ -20,23 +20,7 @@ in
 
   meta.maintainers = [ ];
 
-  nodes.hub =
-    { pkgs, outpostPackages, ... }:
-    {
-      environment.systemPackages = [
-        outpostPackages.outpost-hub
-        pkgs.jq
-      ];
-      networking.firewall.allowedTCPPorts = [ 8443 ];
-      # Not wanted by any target: the test starts it once the device has published.
-      systemd.services.outpost-hub = {
-        description = "Outpost hub (test)";
-        serviceConfig = {
-          ExecStart = "${outpostPackages.outpost-hub}/bin/outpost-hub serve --config ${fleet}/hub.toml";
-          Restart = "on-failure";
-        };
-      };
-    };
+  nodes.hub = import ./lib/hub-node.nix { inherit fleet; };
 
   nodes.device =
     { pkgs, outpostPackages, ... }:

@@ -7,7 +7,14 @@
 #   nix-instantiate --eval --strict --json tests/nixos/eval.nix --arg lib 'import <path>/lib'
 #
 # Evaluates to the list of check names that passed; any failure aborts with a message.
-{ lib }:
+# With --arg espFiles true it evaluates instead to the uefi image's ESP as files (path -> text,
+# null for a binary), which scripts/check-nix-eval lays out and lists with the real bootctl;
+# with --arg agentConfigs true to the agent settings the boards render (name -> settings), which
+# it gives to the real `outpost-agent --check` when one is built.
+{ lib
+, espFiles ? false
+, agentConfigs ? false
+}:
 
 let
   inherit (lib) mkOption types;
@@ -44,6 +51,8 @@ let
       services.timesyncd = free;
       services.journald = free;
       services.dbus = free;
+      services.udev = free;
+      image = free;
     };
     config.system.image = {
       id = "outpost";
@@ -70,6 +79,12 @@ let
     # Keeps the text, so the D-Bus policy the module installs can be inspected.
     writeTextDir = path: text: fakeDrv (baseNameOf path) // { inherit path text; };
     coreutils = fakeDrv "coreutils";
+    # For images/*.nix: keep what is written, so the check can read the ESP's files.
+    writeText = name: text: fakeDrv name // { inherit text; };
+    runCommand = name: _env: script: fakeDrv name // { inherit script; };
+    systemd = fakeDrv "systemd";
+    raspberrypifw = fakeDrv "raspberrypifw";
+    stdenv.hostPlatform.efiArch = "x64";
   };
 
   utils.escapeSystemdPath = s: lib.replaceStrings [ "/" ] [ "-" ] (lib.removePrefix "/" s);
@@ -77,7 +92,12 @@ let
   eval =
     modules:
     (lib.evalModules {
-      specialArgs = { inherit pkgs utils; };
+      # modulesPath: images/*.nix import image/repart.nix from it; the stub declares nothing
+      # (nixosStub's free `image` option takes image.repart).
+      specialArgs = {
+        inherit pkgs utils;
+        modulesPath = toString ./stubs;
+      };
       modules = [
         nixosStub
         ../../modules/default.nix
@@ -145,6 +165,13 @@ let
       "hub"
       "uploader"
       "log"
+      "update"
+      "health"
+      "dbus"
+      "identity"
+      "delivery"
+      "workloads"
+      "k3s"
     ];
     api = [
       "socket"
@@ -181,23 +208,100 @@ let
 
   # ---- layout, immutability, k3s -----------------------------------------------------------
 
-  uefi = eval [
-    {
-      outpost.immutable.enable = true;
-      outpost.ab = {
-        enable = true;
-        bootMethod = "uefi";
+  # A board as images/default.nix assembles it, with the image builder, so the check sees the
+  # ESP's files, the mounts and the agent's [update] of one system.
+  board =
+    bootMethod: image: extra:
+    eval [
+      image
+      extra
+      {
+        outpost.immutable.enable = true;
+        outpost.ab = {
+          enable = true;
+          inherit bootMethod;
+          compatible = "outpost-test";
+        };
+        services.outpost.agent.enable = true;
+        boot.kernelParams = [ "console=ttyS0,115200" ];
+        boot.kernelPackages.kernel = fakeDrv "kernel";
+        system.build = {
+          toplevel = fakeDrv "toplevel";
+          uki = fakeDrv "uki";
+          image = fakeDrv "image";
+          initialRamdisk = fakeDrv "initrd";
+        };
+        system.boot.loader = {
+          ukiFile = "outpost_0.1.0.efi";
+          kernelFile = "Image";
+          initrdFile = "initrd";
+        };
+        image.baseName = "outpost_0.1.0";
+      }
+    ];
+  uefi = board "uefi" ../../images/uefi.nix { };
+  rpi = board "rpi-tryboot" ../../images/rpi-tryboot.nix { };
+  # With K3s: the agent also gets [k3s] and [workloads].
+  uefiK3s = board "uefi" ../../images/uefi.nix {
+    outpost.k3s.enable = true;
+    services.k3s.package = k3sPkgs;
+  };
+  uefiUpdate = uefi.services.outpost.agent.renderedSettings.update;
+  rpiUpdate = rpi.services.outpost.agent.renderedSettings.update;
+  esp = uefi.image.repart.partitions."10-esp".contents;
+
+  # The agent's entry-name codec (agent/boot/src/systemd_boot/name.rs EntryName::parse and
+  # backend.rs parse_stem): "<prefix>_<generation>-<bootname>[+LEFT[-DONE]].<conf|efi>".
+  parseEntry =
+    prefix: file:
+    let
+      m = builtins.match "${lib.escapeRegex prefix}_([0-9]+)-([^+]+)(\\+([0-9]+)(-([0-9]+))?)?\\.(conf|efi)" file;
+    in
+    if m == null then
+      null
+    else
+      {
+        generation = lib.toInt (lib.elemAt m 0);
+        bootname = lib.elemAt m 1;
+        counted = lib.elemAt m 2 != null;
+        ext = lib.elemAt m 6;
       };
-      services.outpost.agent.enable = true;
-    }
+
+  # Every key the agent accepts in [update] and [[update.slots]] (agent/src/config/update.rs,
+  # RawUpdate and RawSlot; both deny unknown fields).
+  updateKeys = [
+    "system_conf"
+    "compatible"
+    "bootloader"
+    "grubenv"
+    "fw_env_config"
+    "custom_backend"
+    "autoboot"
+    "esp"
+    "entries"
+    "entry_prefix"
+    "efivars"
+    "boot_attempts"
+    "boot_attempts_primary"
+    "data_directory"
+    "keyring"
+    "check_purpose"
+    "min_version"
+    "activate_installed"
+    "variant"
+    "booted_slot"
+    "boot_id"
+    "slots"
   ];
-  rpi = eval [
-    {
-      outpost.ab = {
-        enable = true;
-        bootMethod = "rpi-tryboot";
-      };
-    }
+  slotKeys = [
+    "class"
+    "index"
+    "device"
+    "type"
+    "bootname"
+    "parent"
+    "readonly"
+    "boot_partition"
   ];
   withK3s = eval [
     {
@@ -209,211 +313,354 @@ let
     airgap-images = fakeDrv "k3s-airgap-images";
   };
 in
-[
-  (check "agent: minimal config has no assertion failures" (failedAssertions agentMinimal == [ ]))
-  (check "agent: defaults match the agent's own defaults" (
-    let
-      s = agentMinimal.services.outpost.agent.renderedSettings;
-    in
-    s.state_dir == "/var/lib/outpost"
-    && s.api.socket == "/run/outpost/agent.sock"
-    && s.api.socket_mode == "0660"
-    && s.log == {
-      level = "info";
-      format = "auto";
-    }
-    && !(s ? hub)
-    && !(s.api ? tcp)
-    && s.uploader == { }
-  ))
-  (check "agent: unit is Type=notify with watchdog; a crash loop reboots" (
-    agentMinimalUnit.Type == "notify"
-    && agentMinimalUnit.WatchdogSec == "30s"
-    && agentMinimalUnit.Restart == "always"
-    && agentMinimal.systemd.services.outpost-agent.unitConfig.StartLimitAction == "reboot"
-    && agentMinimal.systemd.services.outpost-agent.wantedBy == [ "multi-user.target" ]
-  ))
-  (check "agent: unit is the shipped one (root, one capability, closed device policy)" (
-    agentMinimalUnit.User == "root"
-    && agentMinimalUnit.Group == "outpost"
-    && agentMinimalUnit.SupplementaryGroups == [ "tss" ]
-    && agentMinimalUnit.CapabilityBoundingSet == "CAP_SYS_BOOT"
-    && agentMinimalUnit.NoNewPrivileges
-    && agentMinimalUnit.ProtectSystem == "strict"
-    && agentMinimalUnit.ProtectHome
-    && agentMinimalUnit.PrivateTmp
-    && agentMinimalUnit.DevicePolicy == "closed"
-    && lib.elem "char-tpmrm rw" agentMinimalUnit.DeviceAllow
-    && agentMinimalUnit.RestrictAddressFamilies == "AF_UNIX AF_INET AF_INET6 AF_NETLINK"
-    && lib.elem "@system-service" agentMinimalUnit.SystemCallFilter
-    && agentMinimalUnit.StateDirectory == "outpost"
-    && agentMinimalUnit.RuntimeDirectory == "outpost"
-    && lib.elem "-/boot" agentMinimalUnit.ReadWritePaths
-    && agentMinimalUnit.LoadCredential == [ ]
-    && lib.hasPrefix "/nix/store/" agentMinimalUnit.ExecStart
-  ))
-  (check "agent: outpost-health gates boot-complete.target on the health gate" (
-    agentMinimalHealth.requiredBy == [ "boot-complete.target" ]
-    && agentMinimalHealth.before == [ "boot-complete.target" ]
-    && agentMinimalHealth.requires == [ "outpost-agent.service" ]
-    && agentMinimalHealth.after == [ "outpost-agent.service" ]
-    && agentMinimalHealth.serviceConfig.Type == "oneshot"
-    && agentMinimalHealth.serviceConfig.SupplementaryGroups == [ "outpost" ]
-    && lib.hasSuffix "outpostctl --socket /run/outpost/agent.sock health --wait"
-      agentMinimalHealth.serviceConfig.ExecStart
-  ))
-  (check "agent: D-Bus policy follows [dbus]: admin group and names substituted" (
-    let
-      policyOf =
-        agent:
-        map (p: p.text)
-          (eval [
-            {
-              services.outpost.agent = {
-                enable = true;
-              }
-              // agent;
-            }
-          ]).services.dbus.packages;
-      default = policyOf { settings.dbus = { }; };
-      custom = policyOf {
-        adminGroup = "ops";
-        settings.dbus.rauc_name = "io.outpost.Rauc";
-      };
-      besideRauc = policyOf { settings.dbus.rauc_name = ""; };
-      has = s: texts: texts != [ ] && lib.hasInfix s (lib.head texts);
-    in
-    agentPolicy.path == "share/dbus-1/system.d/io.outpost.Agent.conf"
-    && has ''group="outpost-admin"'' default
-    && has ''own="de.pengutronix.rauc"'' default
-    && agentMinimal.users.groups ? outpost-admin
-    && has ''group="ops"'' custom
-    && !(has ''group="outpost-admin"'' custom)
-    && has ''own="io.outpost.Rauc"'' custom
-    && has ''send_interface="de.pengutronix.rauc.Installer"'' custom
-    # beside a real RAUC: nothing names it
-    && !(has ''"de.pengutronix.rauc"'' besideRauc)
-    && has ''own="io.outpost.Agent"'' besideRauc
-    # no [dbus] table: the agent owns no name, no policy is installed
-    && (agentMinimal.services.dbus.packages or [ ]) == [ ]
-  ))
-  (check "agent: rendered keys are all keys the agent knows" (
-    onlyKnown agentKeys.top rendered
-    && onlyKnown agentKeys.api rendered.api
-    && onlyKnown agentKeys.outbox rendered.outbox
-    && onlyKnown agentKeys.hub rendered.hub
-    && onlyKnown agentKeys.uploader rendered.uploader
-    && onlyKnown agentKeys.log rendered.log
-    && rendered.outbox.streams.alarms == {
-      priority = "critical";
-    }
-  ))
-  (check "agent: hub files reach the agent as credentials, never as store paths" (
-    rendered.hub.key == "/run/credentials/outpost-agent.service/device.key"
-    && rendered.hub.ca == "/run/credentials/outpost-agent.service/hub-ca.pem"
-    && fullUnit.LoadCredential == [
-      "hub-ca.pem:/var/lib/outpost-identity/hub-ca.pem"
-      "device.pem:/var/lib/outpost-identity/device.pem"
-      "device.key:/var/lib/outpost-identity/device.key"
-    ]
-  ))
-  (check "agent: a key file in the Nix store is refused" (
-    throws
-      (eval [
-        {
-          services.outpost.agent = {
-            enable = true;
-            hub = {
-              url = "https://hub";
-              caFile = "/var/lib/x/ca.pem";
-              certFile = "/var/lib/x/cert.pem";
-              keyFile = "/nix/store/00000000000000000000000000000000-device.key";
-            };
-          };
-        }
-      ]).services.outpost.agent.hub
-  ))
-  (check "agent: settings.hub is refused (it would bypass credentials)" (
-    failedAssertions
-      (eval [
-        {
-          services.outpost.agent = {
-            enable = true;
-            settings.hub.url = "https://hub";
-          };
-        }
-      ]) != [ ]
-  ))
-  (check "agent: bad values are type errors" (
-    throws
-      (eval [
-        {
-          services.outpost.agent = {
-            enable = true;
-            settings.outbox.default_priority = "urgent";
-          };
-        }
-      ]).services.outpost.agent.renderedSettings
-    && throws
-      (eval [
-        {
-          services.outpost.agent = {
-            enable = true;
-            settings.api.socket = "agent.sock";
-          };
-        }
-      ]).services.outpost.agent.renderedSettings
-    && throws
-      (eval [
-        {
-          services.outpost.agent = {
-            enable = true;
-            hub = {
-              url = "http://hub";
-              caFile = "/a";
-              certFile = "/b";
-              keyFile = "/c";
-            };
-          };
-        }
-      ]).services.outpost.agent.hub
-  ))
-  (check "ab-layout: uefi mounts the store of its own version, read-only" (
-    failedAssertions uefi == [ ]
-    && uefi.fileSystems."/nix/store".device == "/dev/disk/by-partlabel/outpost-store_0.1.0"
-    && uefi.fileSystems."/nix/store".options == [ "ro" ]
-    && uefi.fileSystems."/var".device == "/dev/disk/by-partlabel/outpost-var"
-    && uefi.boot.uki.tries == 3
-    && uefi.systemd.targets.boot-complete.requires == [ "outpost-agent.service" ]
-    && uefi.outpost.ab.slots.store.match_pattern == "outpost-store_@v"
-  ))
-  (check "ab-layout: rpi-tryboot publishes the A/B boot partitions" (
-    rpi.outpost.ab.slots.rpi.boot_partitions.A.number == 2
-    && rpi.outpost.ab.slots.rpi.boot_partitions.B.label == "outpost-boot-b"
-    && !(rpi.outpost.ab.slots ? esp)
-    && builtins.fromJSON rpi.environment.etc."outpost/slots.json".text == rpi.outpost.ab.slots
-  ))
-  (check "immutable: tmpfs root, read-only etc, no nix, no switch" (
-    uefi.fileSystems."/".fsType == "tmpfs"
-    && uefi.system.etc.overlay.mutable == false
-    && uefi.nix.enable == false
-    && uefi.system.switch.enable == false
-    && uefi.users.mutableUsers == false
-  ))
-  (check "k3s: single-node server, airgap images, /etc/rancher persisted" (
-    let
-      k3s = withK3s.services.k3s;
-    in
-    k3s.role == "server"
-    && lib.elem "traefik" k3s.disable
-    && withK3s.outpost.immutable.persistentEtcDirs == [ "rancher" ]
-    && withK3s.fileSystems."/etc/rancher".device == "/var/lib/outpost-etc/rancher"
-    # images reads services.k3s.package, which the stub does not have: give it one.
-    && (eval [
-      {
-        outpost.k3s.enable = true;
-        services.k3s.package = k3sPkgs;
+if espFiles then
+  lib.mapAttrs (_: file: file.source.text or null) esp
+else if agentConfigs then
+  lib.mapAttrs (_: c: c.services.outpost.agent.renderedSettings)
+  {
+    inherit uefi rpi uefiK3s;
+  }
+else
+  [
+    (check "modules: any combination of the flake's modules declares each option once" (
+      !(throws
+        (eval [
+          ../../modules/agent.nix
+          ../../modules/ab-layout.nix
+          ../../modules/k3s.nix
+          { services.outpost.agent.enable = true; }
+        ]).services.outpost.agent.renderedSettings)
+    ))
+    (check "agent: minimal config has no assertion failures" (failedAssertions agentMinimal == [ ]))
+    (check "agent: defaults match the agent's own defaults" (
+      let
+        s = agentMinimal.services.outpost.agent.renderedSettings;
+      in
+      s.state_dir == "/var/lib/outpost"
+      && s.api.socket == "/run/outpost/agent.sock"
+      && s.api.socket_mode == "0660"
+      && s.log == {
+        level = "info";
+        format = "auto";
       }
-    ]).services.k3s.images == [ k3sPkgs.airgap-images ]
-  ))
-]
+      && !(s ? hub)
+      && !(s.api ? tcp)
+      && s.uploader == { }
+    ))
+    (check "agent: unit is Type=notify with watchdog; a crash loop reboots" (
+      agentMinimalUnit.Type == "notify"
+      && agentMinimalUnit.WatchdogSec == "30s"
+      && agentMinimalUnit.Restart == "always"
+      && agentMinimal.systemd.services.outpost-agent.unitConfig.StartLimitAction == "reboot"
+      && agentMinimal.systemd.services.outpost-agent.wantedBy == [ "multi-user.target" ]
+    ))
+    (check "agent: unit is the shipped one (root, one capability, closed device policy)" (
+      agentMinimalUnit.User == "root"
+      && agentMinimalUnit.Group == "outpost"
+      && agentMinimalUnit.SupplementaryGroups == [ "tss" ]
+      && agentMinimalUnit.CapabilityBoundingSet == "CAP_SYS_BOOT"
+      && agentMinimalUnit.NoNewPrivileges
+      && agentMinimalUnit.ProtectSystem == "strict"
+      && agentMinimalUnit.ProtectHome
+      && agentMinimalUnit.PrivateTmp
+      && agentMinimalUnit.DevicePolicy == "closed"
+      && lib.elem "char-tpmrm rw" agentMinimalUnit.DeviceAllow
+      && agentMinimalUnit.RestrictAddressFamilies == "AF_UNIX AF_INET AF_INET6 AF_NETLINK"
+      && lib.elem "@system-service" agentMinimalUnit.SystemCallFilter
+      && agentMinimalUnit.StateDirectory == "outpost"
+      && agentMinimalUnit.RuntimeDirectory == "outpost"
+      && lib.elem "-/boot" agentMinimalUnit.ReadWritePaths
+      && agentMinimalUnit.LoadCredential == [ ]
+      && lib.hasPrefix "/nix/store/" agentMinimalUnit.ExecStart
+    ))
+    (check "agent: outpost-health gates boot-complete.target on the health gate" (
+      agentMinimalHealth.requiredBy == [ "boot-complete.target" ]
+      && agentMinimalHealth.before == [ "boot-complete.target" ]
+      && agentMinimalHealth.requires == [ "outpost-agent.service" ]
+      && agentMinimalHealth.after == [ "outpost-agent.service" ]
+      && agentMinimalHealth.serviceConfig.Type == "oneshot"
+      && agentMinimalHealth.serviceConfig.SupplementaryGroups == [ "outpost" ]
+      && lib.hasSuffix "outpostctl --socket /run/outpost/agent.sock health --wait"
+        agentMinimalHealth.serviceConfig.ExecStart
+    ))
+    (check "agent: D-Bus policy follows [dbus]: admin group and names substituted" (
+      let
+        policyOf =
+          agent:
+          map (p: p.text)
+            (eval [
+              {
+                services.outpost.agent = {
+                  enable = true;
+                }
+                // agent;
+              }
+            ]).services.dbus.packages;
+        default = policyOf { settings.dbus = { }; };
+        custom = policyOf {
+          adminGroup = "ops";
+          settings.dbus.rauc_name = "io.outpost.Rauc";
+        };
+        besideRauc = policyOf { settings.dbus.rauc_name = ""; };
+        has = s: texts: texts != [ ] && lib.hasInfix s (lib.head texts);
+      in
+      agentPolicy.path == "share/dbus-1/system.d/io.outpost.Agent.conf"
+      && has ''group="outpost-admin"'' default
+      && has ''own="de.pengutronix.rauc"'' default
+      && agentMinimal.users.groups ? outpost-admin
+      && has ''group="ops"'' custom
+      && !(has ''group="outpost-admin"'' custom)
+      && has ''own="io.outpost.Rauc"'' custom
+      && has ''send_interface="de.pengutronix.rauc.Installer"'' custom
+      # beside a real RAUC: nothing names it
+      && !(has ''"de.pengutronix.rauc"'' besideRauc)
+      && has ''own="io.outpost.Agent"'' besideRauc
+      # no [dbus] table: the agent owns no name, no policy is installed
+      && (agentMinimal.services.dbus.packages or [ ]) == [ ]
+    ))
+    (check "agent: rendered keys are all keys the agent knows" (
+      onlyKnown agentKeys.top rendered
+      && onlyKnown agentKeys.api rendered.api
+      && onlyKnown agentKeys.outbox rendered.outbox
+      && onlyKnown agentKeys.hub rendered.hub
+      && onlyKnown agentKeys.uploader rendered.uploader
+      && onlyKnown agentKeys.log rendered.log
+      && rendered.outbox.streams.alarms == {
+        priority = "critical";
+      }
+    ))
+    (check "agent: hub files reach the agent as credentials, never as store paths" (
+      rendered.hub.key == "/run/credentials/outpost-agent.service/device.key"
+      && rendered.hub.ca == "/run/credentials/outpost-agent.service/hub-ca.pem"
+      && fullUnit.LoadCredential == [
+        "hub-ca.pem:/var/lib/outpost-identity/hub-ca.pem"
+        "device.pem:/var/lib/outpost-identity/device.pem"
+        "device.key:/var/lib/outpost-identity/device.key"
+      ]
+    ))
+    (check "agent: with [identity] only the hub's CA is a credential; cert files xor identity" (
+      let
+        enrolling = hub: settings: eval [
+          {
+            services.outpost.agent = {
+              enable = true;
+              inherit hub settings;
+            };
+          }
+        ];
+        caOnly = {
+          url = "https://hub";
+          caFile = "/var/lib/x/ca.pem";
+        };
+        withFiles = caOnly // {
+          certFile = "/var/lib/x/cert.pem";
+          keyFile = "/var/lib/x/key.pem";
+        };
+        tpm = {
+          identity.backend = "tpm";
+        };
+        ok = enrolling caOnly tpm;
+      in
+      failedAssertions ok == [ ]
+      && ok.services.outpost.agent.renderedSettings.hub == {
+        url = "https://hub";
+        ca = "/run/credentials/outpost-agent.service/hub-ca.pem";
+      }
+      && ok.systemd.services.outpost-agent.serviceConfig.LoadCredential == [ "hub-ca.pem:/var/lib/x/ca.pem" ]
+      # neither files nor identity, both, or half of the files: refused
+      && failedAssertions (enrolling caOnly { }) != [ ]
+      && failedAssertions (enrolling withFiles tpm) != [ ]
+      && failedAssertions (enrolling (caOnly // { certFile = "/var/lib/x/cert.pem"; }) { }) != [ ]
+    ))
+    (check "agent: a key file in the Nix store is refused" (
+      throws
+        (eval [
+          {
+            services.outpost.agent = {
+              enable = true;
+              hub = {
+                url = "https://hub";
+                caFile = "/var/lib/x/ca.pem";
+                certFile = "/var/lib/x/cert.pem";
+                keyFile = "/nix/store/00000000000000000000000000000000-device.key";
+              };
+            };
+          }
+        ]).services.outpost.agent.hub
+    ))
+    (check "agent: settings.hub is refused (it would bypass credentials)" (
+      failedAssertions
+        (eval [
+          {
+            services.outpost.agent = {
+              enable = true;
+              settings.hub.url = "https://hub";
+            };
+          }
+        ]) != [ ]
+    ))
+    (check "agent: bad values are type errors" (
+      throws
+        (eval [
+          {
+            services.outpost.agent = {
+              enable = true;
+              settings.outbox.default_priority = "urgent";
+            };
+          }
+        ]).services.outpost.agent.renderedSettings
+      && throws
+        (eval [
+          {
+            services.outpost.agent = {
+              enable = true;
+              settings.api.socket = "agent.sock";
+            };
+          }
+        ]).services.outpost.agent.renderedSettings
+      && throws
+        (eval [
+          {
+            services.outpost.agent = {
+              enable = true;
+              hub = {
+                url = "http://hub";
+                caFile = "/a";
+                certFile = "/b";
+                keyFile = "/c";
+              };
+            };
+          }
+        ]).services.outpost.agent.hub
+    ))
+    (check "ab-layout: the store is the booted slot's, found by udev from outpost.slot=" (
+      failedAssertions uefi == [ ]
+      && uefi.fileSystems."/nix/store".device == "/dev/outpost/store"
+      && uefi.fileSystems."/nix/store".options == [ "ro" ]
+      && uefi.fileSystems."/var".device == "/dev/disk/by-partlabel/outpost-var"
+      && uefi.fileSystems."/boot".device == "/dev/disk/by-partlabel/outpost-esp"
+      && uefi.boot.initrd.services.udev.rules == uefi.services.udev.extraRules
+      && lib.all
+        (n: lib.hasInfix
+          ''ENV{ID_PART_ENTRY_NAME}=="outpost-store-${lib.toLower n}", ENV{outpost.slot}=="${n}", SYMLINK+="outpost/store"''
+          uefi.services.udev.extraRules)
+        [ "A" "B" ]
+      && uefi.systemd.targets.boot-complete.requires == [ "outpost-health.service" ]
+    ))
+    (check "ab-layout: the agent's [update] uses only keys the agent knows" (
+      onlyKnown updateKeys uefiUpdate
+      && onlyKnown updateKeys rpiUpdate
+      && lib.all (onlyKnown slotKeys) (uefiUpdate.slots ++ rpiUpdate.slots)
+      && onlyKnown agentKeys.top uefi.services.outpost.agent.renderedSettings
+    ))
+    (check "ab-layout: uefi factory entries are what the agent's systemd-boot backend expects" (
+      let
+        entryFiles = lib.filter (lib.hasPrefix "/${uefiUpdate.entries}/") (lib.attrNames esp);
+        entries = map (f: parseEntry uefiUpdate.entry_prefix (baseNameOf f) // { path = f; }) entryFiles;
+        byName = lib.listToAttrs (map (e: lib.nameValuePair e.bootname e) entries);
+        roots = lib.filter (s: s ? bootname) uefiUpdate.slots;
+        childOf = r: lib.findFirst (s: s.parent or null == "rootfs.${toString r.index}") null uefiUpdate.slots;
+        # The key lines of a Type #1 entry, as systemd-boot reads them.
+        keys = text: lib.listToAttrs (map
+          (l: let m = builtins.match "([a-z-]+) +(.*)" l; in lib.nameValuePair (lib.elemAt m 0) (lib.elemAt m 1))
+          (lib.filter (l: l != "") (lib.splitString "\n" text)));
+        entryOk =
+          r:
+          let
+            e = byName.${r.bootname};
+            k = keys esp.${e.path}.source.text;
+            boot = childOf r;
+          in
+          e.ext == "conf"
+          && !e.counted
+          && boot != null
+          # the entry starts the slot's own UKI, the file its boot slot writes
+          && uefiUpdate.esp + k.efi == boot.device
+          && esp ? ${k.efi}
+          && lib.hasInfix "outpost.slot=${r.bootname} " (k.options + " ")
+          && lib.hasPrefix "init=/nix/store/.outpost-system/init " k.options
+          && !(k ? sort-key) && !(k ? version);
+      in
+      uefiUpdate.bootloader == "systemd-boot"
+      && uefiUpdate.esp == "/boot"
+      && uefiUpdate.entries == "loader/entries"
+      && uefiUpdate.entry_prefix == "outpost"
+      && uefiUpdate.boot_attempts == 3
+      && uefiUpdate.compatible == "outpost-test"
+      && lib.all (e: e != null) entries
+      && lib.sort lib.lessThan (lib.attrNames byName) == [ "A" "B" ]
+      && map (r: r.bootname) roots == [ "A" "B" ]
+      && lib.all entryOk roots
+      # A is primary: blessed and the higher generation (outpost_1-A.conf, outpost_0-B.conf)
+      && byName.A.generation > byName.B.generation
+      && lib.sort lib.lessThan (map baseNameOf entryFiles) == [ "outpost_0-B.conf" "outpost_1-A.conf" ]
+      # loader.conf pins nothing: a default matching one slot would beat a failed trial
+      && builtins.match "(.*\n)?default .*" esp."/loader/loader.conf".source.text == null
+      && lib.all (r: uefi.image.repart.partitions.${r}.repartConfig.Label or null != null) [ "20-store-a" "30-store-b" ]
+      && map (s: s.device) roots == map (p: "/dev/disk/by-partlabel/${uefi.image.repart.partitions.${p}.repartConfig.Label}") [ "20-store-a" "30-store-b" ]
+    ))
+    (check "ab-layout: rpi-tryboot slots name the partitions autoboot.txt and config.txt use" (
+      let
+        parts = rpi.image.repart.partitions;
+        roots = lib.filter (s: s ? bootname) rpiUpdate.slots;
+        boots = lib.filter (s: s.class == "boot") rpiUpdate.slots;
+        configTxt = rpi.system.build.outpostRpiConfigTxt.text;
+        bootScript = rpi.system.build.outpostRpiBootFiles.script;
+        # config.txt picks cmdline-<x>.txt on the slot's partition; that file names the slot
+        cmdlineOk =
+          r:
+          let
+            file = "cmdline-${lib.toLower r.bootname}.txt";
+          in
+          lib.hasInfix "[boot_partition=${toString r.boot_partition}]\ncmdline=${file}\n" configTxt
+          && lib.hasInfix "outpost.slot=${r.bootname} console=ttyS0,115200' > $out/${file}" bootScript;
+      in
+      rpiUpdate.bootloader == "rpi-tryboot"
+      && rpiUpdate.autoboot == "/boot/firmware/autoboot.txt"
+      && rpi.fileSystems."/boot/firmware".device == "/dev/disk/by-partlabel/${parts."10-autoboot".repartConfig.Label}"
+      && map (s: s.boot_partition) roots == [ 2 3 ]
+      # partitions 2 and 3 (in repart's order) are the boot slots' devices
+      && map (s: s.device) boots == map (p: "/dev/disk/by-partlabel/${parts.${p}.repartConfig.Label}") [ "20-boot-a" "30-boot-b" ]
+      && lib.all (s: s.type == "vfat") boots
+      && map (s: s.device) roots == map (p: "/dev/disk/by-partlabel/${parts.${p}.repartConfig.Label}") [ "40-store-a" "50-store-b" ]
+      && lib.all cmdlineOk roots
+      && !(rpiUpdate ? esp)
+    ))
+    (check "bundle: one image per slot class, for this board's compatible and version" (
+      let
+        manifest = uefi.system.build.outpostBundleManifest.text;
+        # [image.<class>] headers of the manifest
+        classes = lib.concatMap
+          (l: let m = builtins.match "\\[image\\.([a-z]+)]" l; in if m == null then [ ] else m)
+          (lib.splitString "\n" manifest);
+      in
+      lib.sort lib.lessThan classes == lib.sort lib.lessThan (lib.unique (map (s: s.class) uefiUpdate.slots))
+      && lib.hasInfix "compatible=${uefiUpdate.compatible}\n" manifest
+      && lib.hasInfix "version=0.1.0\n" manifest
+      && lib.hasInfix "[image.boot]\nfilename=boot.efi\n" manifest
+      && lib.hasInfix "[image.boot]\nfilename=boot.vfat\n" rpi.system.build.outpostBundleManifest.text
+    ))
+    (check "immutable: tmpfs root, read-only etc, no nix, no switch" (
+      uefi.fileSystems."/".fsType == "tmpfs"
+      && uefi.system.etc.overlay.mutable == false
+      && uefi.nix.enable == false
+      && uefi.system.switch.enable == false
+      && uefi.users.mutableUsers == false
+    ))
+    (check "k3s: single-node server, airgap images, /etc/rancher persisted" (
+      let
+        k3s = withK3s.services.k3s;
+      in
+      k3s.role == "server"
+      && lib.elem "traefik" k3s.disable
+      && withK3s.outpost.immutable.persistentEtcDirs == [ "rancher" ]
+      && withK3s.fileSystems."/etc/rancher".device == "/var/lib/outpost-etc/rancher"
+      # images reads services.k3s.package, which the stub does not have: give it one.
+      && (eval [
+        {
+          outpost.k3s.enable = true;
+          services.k3s.package = k3sPkgs;
+        }
+      ]).services.k3s.images == [ k3sPkgs.airgap-images ]
+    ))
+  ]

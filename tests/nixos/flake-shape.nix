@@ -21,9 +21,13 @@ let
 
   nixpkgs = {
     lib = lib // {
+      # Remembers its arguments, so the checks can follow each package back to its system.
       nixosSystem = args: {
         inherit args;
-        config.system.build.image = "image";
+        config.system.build = {
+          image.imageOf = args;
+          outpostBundle.bundleOf = args;
+        };
       };
     };
     legacyPackages = lib.genAttrs systems fakePkgs;
@@ -36,6 +40,8 @@ let
       inherit (args) pname version cargoExtraArgs cargoArtifacts;
     };
     devShell = _args: "shell";
+    cargoClippy = args: { clippy = args.cargoClippyExtraArgs; };
+    cargoFmt = _args: "fmt";
   };
 
   self = flake.outputs {
@@ -58,21 +64,44 @@ in
     ]
     && lib.all (m: builtins.isFunction m || builtins.isAttrs m) (builtins.attrValues self.nixosModules)
   ))
-  (check "packages per system: agent, hub, and the images of that system's boards" (
+  (check "packages per system: agent, hub, and the image and bundle of each of its boards" (
     names self.packages.x86_64-linux == [
+      "bundle-qemu-x86_64"
+      "bundle-x86_64"
       "default"
-      "image-x86_64-uefi"
+      "image-qemu-x86_64"
+      "image-x86_64"
       "outpost-agent"
       "outpost-hub"
     ]
     && names self.packages.aarch64-linux == [
+      "bundle-jetson-orin-nano"
+      "bundle-rpi4"
+      "bundle-rpi5"
       "default"
-      "image-jetson-orin"
+      "image-jetson-orin-nano"
       "image-rpi4"
       "image-rpi5"
       "outpost-agent"
       "outpost-hub"
     ]
+  ))
+  (check "image-<board> and bundle-<board> are that board's system, built for that system" (
+    lib.all
+      (system:
+        lib.all
+          (board:
+            let
+              cfg = self.nixosConfigurations.${board};
+              platforms = lib.concatMap
+                (m: if builtins.isAttrs m && m ? nixpkgs.hostPlatform then [ m.nixpkgs.hostPlatform ] else [ ])
+                cfg.args.modules;
+            in
+            self.packages.${system}."image-${board}".imageOf == cfg.args
+            && self.packages.${system}."bundle-${board}".bundleOf == cfg.args
+            && platforms == [ system ])
+          (map (lib.removePrefix "image-") (lib.filter (lib.hasPrefix "image-") (names self.packages.${system}))))
+      systems
   ))
   (check "crane: one dependency build shared by both binaries, -p per crate" (
     let
@@ -85,16 +114,40 @@ in
   ))
   (check "nixosConfigurations: one per board, each with the Outpost modules and its board file" (
     names self.nixosConfigurations == [
-      "jetson-orin"
+      "jetson-orin-nano"
+      "qemu-x86_64"
       "rpi4"
       "rpi5"
-      "x86_64-uefi"
+      "x86_64"
     ]
     && lib.all (c: lib.elem self.nixosModules.default c.args.modules) (
       builtins.attrValues self.nixosConfigurations
     )
   ))
-  (check "checks: VM tests on x86_64-linux only" (
-    self.checks.x86_64-linux ? agent-outbox && !(self.checks.aarch64-linux ? agent-outbox)
+  (check "checks: builds, clippy and fmt on both systems; the VM tests on x86_64-linux only, each its own file" (
+    let
+      tests = [
+        "agent-outbox"
+        "boot"
+        "identity"
+        "k3s-workloads"
+        "ota-commit"
+        "ota-rollback"
+        "outbox-partition"
+      ];
+      builds = [
+        "clippy"
+        "fmt"
+        "outpost-agent"
+        "outpost-hub"
+      ];
+      x86 = self.checks.x86_64-linux;
+    in
+    names x86 == lib.sort lib.lessThan (tests ++ builds)
+    && names self.checks.aarch64-linux == builds
+    && x86.clippy.clippy == "--workspace --all-targets --locked -- -D warnings"
+    && lib.all (t: x86.${t}.test.imports == [ (../../tests/nixos + "/${t}.nix") ]) tests
+    # the image-booting tests get the qemu-x86_64 board
+    && x86.boot.test.node.specialArgs.outpostBoard.imports != [ ]
   ))
 ]

@@ -1,9 +1,8 @@
-# Generic x86_64 machine with UEFI firmware (also what the NixOS test VMs emulate with OVMF).
+# Generic x86_64 machine with UEFI firmware (PCs, industrial boxes, cloud VMs with UEFI).
 { lib, ... }:
 {
   imports = [ ../images/uefi.nix ];
 
-  nixpkgs.hostPlatform = "x86_64-linux";
 
   outpost.ab.bootMethod = "uefi";
 

@@ -9,7 +9,6 @@
     ../images/uefi.nix
   ];
 
-  nixpkgs.hostPlatform = "aarch64-linux";
 
   hardware.nvidia-jetpack = {
     enable = true;
