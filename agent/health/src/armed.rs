@@ -79,14 +79,7 @@ impl Armed {
     }
 
     pub fn save(&self, path: &Path) -> Result<(), StateFileError> {
-        let bytes = serde_json::to_vec_pretty(self).map_err(|e| StateFileError::Corrupt {
-            path: path.display().to_string(),
-            reason: e.to_string(),
-        })?;
-        atomic_file::replace(path, &bytes).map_err(|source| StateFileError::Io {
-            path: path.display().to_string(),
-            source,
-        })
+        crate::state_file::save_json(self, path)
     }
 
     /// Removes `path` (durably: the directory is synced); a missing file is fine.

@@ -164,16 +164,21 @@ impl GateState {
     }
 
     pub fn save(&self, path: &Path) -> Result<(), StateFileError> {
-        // Serializing plain data cannot fail; map it anyway rather than unwrap.
-        let bytes = serde_json::to_vec_pretty(self).map_err(|e| StateFileError::Corrupt {
-            path: path.display().to_string(),
-            reason: e.to_string(),
-        })?;
-        atomic_file::replace(path, &bytes).map_err(|source| StateFileError::Io {
-            path: path.display().to_string(),
-            source,
-        })
+        save_json(self, path)
     }
+}
+
+/// Replaces `path` with `value` as pretty JSON, atomically (the gate's files).
+pub(crate) fn save_json(value: &impl Serialize, path: &Path) -> Result<(), StateFileError> {
+    // Serializing plain data cannot fail; map it anyway rather than unwrap.
+    let bytes = serde_json::to_vec_pretty(value).map_err(|e| StateFileError::Corrupt {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    atomic_file::replace(path, &bytes).map_err(|source| StateFileError::Io {
+        path: path.display().to_string(),
+        source,
+    })
 }
 
 #[cfg(test)]
