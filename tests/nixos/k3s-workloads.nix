@@ -84,7 +84,6 @@ in
     ''
       ${outpost.driver}
       import io
-      import shutil
       import tarfile
 
       SLEEPER = """\
