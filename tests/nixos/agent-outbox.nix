@@ -17,8 +17,6 @@ in
 {
   name = "outpost-agent-outbox";
 
-  meta.maintainers = [ ];
-
   nodes.hub = hubNode;
 
   nodes.device =

@@ -15,8 +15,6 @@ in
 {
   name = "outpost-identity";
 
-  meta.maintainers = [ ];
-
   nodes.hub = hubNode;
 
   nodes.device =

@@ -19,8 +19,6 @@ in
 {
   name = "outpost-k3s-workloads";
 
-  meta.maintainers = [ ];
-
   nodes.device =
     { pkgs, ... }:
     let

@@ -16,8 +16,6 @@ in
 {
   name = "outpost-ota-rollback";
 
-  meta.maintainers = [ ];
-
   nodes.hub = hubNode;
 
   nodes.device =

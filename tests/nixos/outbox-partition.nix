@@ -15,8 +15,6 @@ in
 {
   name = "outpost-outbox-partition";
 
-  meta.maintainers = [ ];
-
   nodes.hub = hubNode;
 
   nodes.device = {
