@@ -165,6 +165,14 @@ let
       type = lib.types.strMatching "[0-9]+[KMGT]";
       inherit default description;
     };
+
+  # A value this module derives from the layout (read-only), for the images and tests to read.
+  derived =
+    type: description:
+    lib.mkOption {
+      inherit type description;
+      readOnly = true;
+    };
 in
 {
   # The agent's options are set here ([update]); imported modules are deduplicated by path, so
@@ -256,47 +264,14 @@ in
       var = size "Initial size of /var in the image." "1G";
     };
 
-    storeLabels = lib.mkOption {
-      type = lib.types.attrsOf lib.types.str;
-      readOnly = true;
-      description = "GPT names of the store slots, by bootname.";
-    };
-
-    update = lib.mkOption {
-      type = lib.types.attrs;
-      readOnly = true;
-      description = "The agent's [update] table derived from this layout (set as services.outpost.agent.settings.update).";
-    };
-
-    entries = lib.mkOption {
-      type = lib.types.attrsOf lib.types.str;
-      readOnly = true;
-      description = "uefi: the factory boot entries, file name (in loader/entries) to text.";
-    };
-
-    ukiPaths = lib.mkOption {
-      type = lib.types.attrsOf lib.types.str;
-      readOnly = true;
-      description = "uefi: path of each slot's UKI on the ESP, by bootname.";
-    };
-
-    cmdlines = lib.mkOption {
-      type = lib.types.attrsOf lib.types.str;
-      readOnly = true;
-      description = "Kernel command line of each slot, by bootname.";
-    };
-
-    bootPartitions = lib.mkOption {
-      type = lib.types.attrsOf lib.types.int;
-      readOnly = true;
-      description = "rpi-tryboot: partition number of each slot's boot partition, by bootname.";
-    };
-
-    storeLink = lib.mkOption {
-      type = lib.types.str;
-      readOnly = true;
-      description = "Link to the system closure at the root of every store image.";
-    };
+    # Read-only: derived from the options above.
+    storeLabels = derived (lib.types.attrsOf lib.types.str) "GPT names of the store slots, by bootname.";
+    update = derived lib.types.attrs "The agent's [update] table derived from this layout (set as services.outpost.agent.settings.update).";
+    entries = derived (lib.types.attrsOf lib.types.str) "uefi: the factory boot entries, file name (in loader/entries) to text.";
+    ukiPaths = derived (lib.types.attrsOf lib.types.str) "uefi: path of each slot's UKI on the ESP, by bootname.";
+    cmdlines = derived (lib.types.attrsOf lib.types.str) "Kernel command line of each slot, by bootname.";
+    bootPartitions = derived (lib.types.attrsOf lib.types.int) "rpi-tryboot: partition number of each slot's boot partition, by bootname.";
+    storeLink = derived lib.types.str "Link to the system closure at the root of every store image.";
   };
 
   config = lib.mkIf cfg.enable (

@@ -8,23 +8,24 @@
 #      checksum; the device's outbox drains.
 # Test driver API: nixos/lib/test-driver/src/test_driver/machine/__init__.py (crash, start,
 # copy_from_vm, copy_from_host, wait_until_succeeds, out_dir).
-{ lib, ... }:
+{ lib, outpost, ... }:
 
 let
-  fleet = "/var/lib/fleet";
-  identity = "/var/lib/outpost-identity";
+  inherit (import ./lib/hub.nix) fleet identity hubNode hubClient identityFiles;
   socket = "/run/outpost/agent.sock";
 in
 {
   name = "outpost-agent-outbox";
 
-  meta.maintainers = [ ];
-
-  nodes.hub = import ./lib/hub-node.nix { inherit fleet; };
+  nodes.hub = hubNode;
 
   nodes.device =
     { pkgs, outpostPackages, ... }:
     {
+      imports = [
+        hubClient
+        identityFiles
+      ];
       environment.systemPackages = [
         pkgs.curl
         pkgs.jq
@@ -39,16 +40,6 @@ in
         settings = {
           device_id = "device-001";
           outbox.streams.alarms.priority = "critical";
-          uploader = {
-            backoff_base_ms = 200;
-            backoff_cap_ms = 2000;
-          };
-        };
-        hub = {
-          url = "https://hub:8443";
-          caFile = "${identity}/hub-ca.pem";
-          certFile = "${identity}/device.pem";
-          keyFile = "${identity}/device.key";
         };
       };
       # The identity arrives during the test; the script starts the agent after that.
@@ -56,8 +47,7 @@ in
     };
 
   testScript = ''
-    import json
-    import shutil
+    ${outpost.driver}
 
     def publish(user: str, stream: str, body: dict) -> str:
         out = device.succeed(
@@ -75,12 +65,8 @@ in
     device.wait_for_unit("multi-user.target")
 
     with subtest("the hub makes a fleet; the device identity travels outside the store"):
-        hub.succeed("outpost-hub init --dir ${fleet} --devices 1 --listen 0.0.0.0:8443 --san hub")
-        hub.copy_from_vm("${fleet}/devices/device-001", "fleet")
-        device.copy_from_host(str(hub.out_dir / "fleet" / "device-001"), "${identity}")
-        # Do not leave the test key in the test's output.
-        shutil.rmtree(hub.out_dir / "fleet")
-        device.succeed("chmod 0700 ${identity}", "chmod 0600 ${identity}/device.key")
+        make_fleet(hub, "${fleet}")
+        carry_identity(hub, device, "${fleet}", "${identity}")
         device.succeed("grep -q /run/credentials/outpost-agent.service/device.key /etc/outpost/agent.toml")
         device.fail("grep -q ${identity} /etc/outpost/agent.toml")
 

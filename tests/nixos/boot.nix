@@ -9,8 +9,6 @@
 {
   name = "outpost-boot";
 
-  meta.maintainers = [ ];
-
   nodes.device = {
     imports = [ ./lib/boot-image.nix ];
   };

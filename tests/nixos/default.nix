@@ -3,7 +3,7 @@
 #   nix build .#checks.x86_64-linux.boot -L
 #
 # Every test but agent-outbox boots the qemu-x86_64 board's real disk image through OVMF and
-# systemd-boot (./lib/boot-image.nix, ./lib/driver.py).
+# systemd-boot (./lib/boot-image.nix, ./lib/driver.py); those with a hub VM share ./lib/hub.nix.
 { pkgs
 , nixosModules
 , boardModules

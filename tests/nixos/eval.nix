@@ -115,43 +115,40 @@ let
 
   # ---- the agent module --------------------------------------------------------------------
 
-  agentMinimal = eval [{ services.outpost.agent.enable = true; }];
+  # A system with the agent enabled and these services.outpost.agent options.
+  agentWith = agent: eval [{ services.outpost.agent = { enable = true; } // agent; }];
+  # A hub with the device's certificate and key files (on /var, as a device keeps them).
+  hubWithFiles = {
+    url = "https://hub";
+    caFile = "/var/lib/x/ca.pem";
+    certFile = "/var/lib/x/cert.pem";
+    keyFile = "/var/lib/x/key.pem";
+  };
+
+  agentMinimal = agentWith { };
   agentMinimalUnit = agentMinimal.systemd.services.outpost-agent.serviceConfig;
   agentMinimalHealth = agentMinimal.systemd.services.outpost-health;
-  agentPolicy = lib.head
-    (eval [
-      {
-        services.outpost.agent = {
-          enable = true;
-          settings.dbus = { };
-        };
-      }
-    ]).services.dbus.packages;
+  agentPolicy = lib.head (agentWith { settings.dbus = { }; }).services.dbus.packages;
 
-  agentFull = eval [
-    {
-      services.outpost.agent = {
-        enable = true;
-        settings = {
-          device_id = "device-001";
-          api.tcp = "127.0.0.1:7701";
-          outbox = {
-            max_bytes = 1000000;
-            default_priority = "best_effort";
-            streams.alarms.priority = "critical";
-          };
-          uploader.batch_max_records = 10;
-          log.format = "json";
-        };
-        hub = {
-          url = "https://hub.example:8443";
-          caFile = "/var/lib/outpost-identity/hub-ca.pem";
-          certFile = "/var/lib/outpost-identity/device.pem";
-          keyFile = "/var/lib/outpost-identity/device.key";
-        };
+  agentFull = agentWith {
+    settings = {
+      device_id = "device-001";
+      api.tcp = "127.0.0.1:7701";
+      outbox = {
+        max_bytes = 1000000;
+        default_priority = "best_effort";
+        streams.alarms.priority = "critical";
       };
-    }
-  ];
+      uploader.batch_max_records = 10;
+      log.format = "json";
+    };
+    hub = {
+      url = "https://hub.example:8443";
+      caFile = "/var/lib/outpost-identity/hub-ca.pem";
+      certFile = "/var/lib/outpost-identity/device.pem";
+      keyFile = "/var/lib/outpost-identity/device.key";
+    };
+  };
   rendered = agentFull.services.outpost.agent.renderedSettings;
   fullUnit = agentFull.systemd.services.outpost-agent.serviceConfig;
 
@@ -385,17 +382,7 @@ else
     ))
     (check "agent: D-Bus policy follows [dbus]: admin group and names substituted" (
       let
-        policyOf =
-          agent:
-          map (p: p.text)
-            (eval [
-              {
-                services.outpost.agent = {
-                  enable = true;
-                }
-                // agent;
-              }
-            ]).services.dbus.packages;
+        policyOf = agent: map (p: p.text) (agentWith agent).services.dbus.packages;
         default = policyOf { settings.dbus = { }; };
         custom = policyOf {
           adminGroup = "ops";
@@ -440,22 +427,8 @@ else
     ))
     (check "agent: with [identity] only the hub's CA is a credential; cert files xor identity" (
       let
-        enrolling = hub: settings: eval [
-          {
-            services.outpost.agent = {
-              enable = true;
-              inherit hub settings;
-            };
-          }
-        ];
-        caOnly = {
-          url = "https://hub";
-          caFile = "/var/lib/x/ca.pem";
-        };
-        withFiles = caOnly // {
-          certFile = "/var/lib/x/cert.pem";
-          keyFile = "/var/lib/x/key.pem";
-        };
+        enrolling = hub: settings: agentWith { inherit hub settings; };
+        caOnly = removeAttrs hubWithFiles [ "certFile" "keyFile" ];
         tpm = {
           identity.backend = "tpm";
         };
@@ -469,69 +442,22 @@ else
       && ok.systemd.services.outpost-agent.serviceConfig.LoadCredential == [ "hub-ca.pem:/var/lib/x/ca.pem" ]
       # neither files nor identity, both, or half of the files: refused
       && failedAssertions (enrolling caOnly { }) != [ ]
-      && failedAssertions (enrolling withFiles tpm) != [ ]
+      && failedAssertions (enrolling hubWithFiles tpm) != [ ]
       && failedAssertions (enrolling (caOnly // { certFile = "/var/lib/x/cert.pem"; }) { }) != [ ]
     ))
     (check "agent: a key file in the Nix store is refused" (
       throws
-        (eval [
-          {
-            services.outpost.agent = {
-              enable = true;
-              hub = {
-                url = "https://hub";
-                caFile = "/var/lib/x/ca.pem";
-                certFile = "/var/lib/x/cert.pem";
-                keyFile = "/nix/store/00000000000000000000000000000000-device.key";
-              };
-            };
-          }
-        ]).services.outpost.agent.hub
+        (agentWith {
+          hub = hubWithFiles // { keyFile = "/nix/store/00000000000000000000000000000000-device.key"; };
+        }).services.outpost.agent.hub
     ))
     (check "agent: settings.hub is refused (it would bypass credentials)" (
-      failedAssertions
-        (eval [
-          {
-            services.outpost.agent = {
-              enable = true;
-              settings.hub.url = "https://hub";
-            };
-          }
-        ]) != [ ]
+      failedAssertions (agentWith { settings.hub.url = "https://hub"; }) != [ ]
     ))
     (check "agent: bad values are type errors" (
-      throws
-        (eval [
-          {
-            services.outpost.agent = {
-              enable = true;
-              settings.outbox.default_priority = "urgent";
-            };
-          }
-        ]).services.outpost.agent.renderedSettings
-      && throws
-        (eval [
-          {
-            services.outpost.agent = {
-              enable = true;
-              settings.api.socket = "agent.sock";
-            };
-          }
-        ]).services.outpost.agent.renderedSettings
-      && throws
-        (eval [
-          {
-            services.outpost.agent = {
-              enable = true;
-              hub = {
-                url = "http://hub";
-                caFile = "/a";
-                certFile = "/b";
-                keyFile = "/c";
-              };
-            };
-          }
-        ]).services.outpost.agent.hub
+      throws (agentWith { settings.outbox.default_priority = "urgent"; }).services.outpost.agent.renderedSettings
+      && throws (agentWith { settings.api.socket = "agent.sock"; }).services.outpost.agent.renderedSettings
+      && throws (agentWith { hub = hubWithFiles // { url = "http://hub"; }; }).services.outpost.agent.hub
     ))
     (check "ab-layout: the store is the booted slot's, found by udev from outpost.slot=" (
       failedAssertions uefi == [ ]

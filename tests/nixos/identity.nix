@@ -10,37 +10,25 @@
 { outpost, ... }:
 
 let
-  fleet = "/var/lib/fleet";
-  identity = "/var/lib/outpost-identity";
+  inherit (import ./lib/hub.nix) fleet identity hubNode hubClient;
 in
 {
   name = "outpost-identity";
 
-  meta.maintainers = [ ];
-
-  nodes.hub = import ./lib/hub-node.nix { inherit fleet; };
+  nodes.hub = hubNode;
 
   nodes.device =
     { pkgs, ... }:
     {
-      imports = [ ./lib/boot-image.nix ];
+      # No identityFiles (certificate and key): the hub issues the certificate at enrollment.
+      imports = [
+        ./lib/boot-image.nix
+        hubClient
+      ];
       virtualisation.tpm.enable = true;
-      services.outpost.agent = {
-        settings = {
-          identity = {
-            backend = "tpm";
-            token_file = "${identity}/token";
-          };
-          uploader = {
-            backoff_base_ms = 200;
-            backoff_cap_ms = 2000;
-          };
-        };
-        # No certFile/keyFile: the hub issues the certificate at enrollment.
-        hub = {
-          url = "https://hub:8443";
-          caFile = "${identity}/hub-ca.pem";
-        };
+      services.outpost.agent.settings.identity = {
+        backend = "tpm";
+        token_file = "${identity}/token";
       };
       # Skipped (not failed) until the hub's CA is on the device: a missing LoadCredential=
       # source fails the unit, and repeated failures reboot the device.
@@ -57,10 +45,7 @@ in
     ''
       ${outpost.driver}
 
-      hub.start()
-      boot_image(device, "${outpost.image nodes.device}", "${outpost.qemuImg}")
-      hub.wait_for_unit("multi-user.target")
-      device.wait_for_unit("multi-user.target")
+      boot_with_hub(hub, device, "${outpost.image nodes.device}", "${outpost.qemuImg}")
 
       with subtest("the hub trusts this TPM's EK"):
           device.succeed("test -c /dev/tpmrm0")
@@ -71,7 +56,7 @@ in
               " && openssl pkey -pubin -in /tmp/ek.pem -outform DER | sha256sum | cut -d' ' -f1"
           ).strip()
           assert len(ek_id) == 64, ek_id
-          hub.succeed("outpost-hub init --dir ${fleet} --listen 0.0.0.0:8443 --san hub")
+          make_fleet(hub, "${fleet}")
           hub.succeed(f"sed -i 's/^ek_allowlist = \\[\\]$/ek_allowlist = [\"{ek_id}\"]/' ${fleet}/hub.toml")
           hub.succeed(f"grep -qx 'ek_allowlist = \\[\"{ek_id}\"\\]' ${fleet}/hub.toml")
           hub.succeed("systemctl start outpost-hub.service")
@@ -79,8 +64,7 @@ in
 
       with subtest("a token and the hub's CA reach the device at run time"):
           token = hub.succeed("outpost-hub token create --config ${fleet}/hub.toml --ttl 1h").strip()
-          hub.copy_from_vm("${fleet}/ca.pem", "fleet")
-          device.copy_from_host(str(hub.out_dir / "fleet" / "ca.pem"), "${identity}/hub-ca.pem")
+          hub_to_device(hub, device, "${fleet}/ca.pem", "${identity}/hub-ca.pem")
           device.succeed(f"umask 077 && echo '{token}' > ${identity}/token")
           device.succeed("systemctl start outpost-agent.service")
           device.wait_for_unit("outpost-agent.service")

@@ -19,8 +19,6 @@ in
 {
   name = "outpost-k3s-workloads";
 
-  meta.maintainers = [ ];
-
   nodes.device =
     { pkgs, ... }:
     let
@@ -84,7 +82,6 @@ in
     ''
       ${outpost.driver}
       import io
-      import shutil
       import tarfile
 
       SLEEPER = """\

@@ -14,8 +14,6 @@ in
 {
   name = "outpost-ota-commit";
 
-  meta.maintainers = [ ];
-
   nodes.device = {
     imports = [
       ./lib/boot-image.nix

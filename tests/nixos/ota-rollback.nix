@@ -10,16 +10,13 @@
 { outpost, ... }:
 
 let
-  fleet = "/var/lib/fleet";
-  identity = "/var/lib/outpost-identity";
+  inherit (import ./lib/hub.nix) fleet identity hubNode hubClient identityFiles;
   keyring = "/var/lib/outpost-update/bundle-ca.pem";
 in
 {
   name = "outpost-ota-rollback";
 
-  meta.maintainers = [ ];
-
-  nodes.hub = import ./lib/hub-node.nix { inherit fleet; };
+  nodes.hub = hubNode;
 
   nodes.device =
     { pkgs, ... }:
@@ -27,6 +24,8 @@ in
       imports = [
         ./lib/boot-image.nix
         ./lib/versions.nix
+        hubClient
+        identityFiles
       ];
       outpost.ab.keyring = keyring;
       outpost.test.versions = {
@@ -48,18 +47,6 @@ in
           ];
         };
       };
-      services.outpost.agent = {
-        settings.uploader = {
-          backoff_base_ms = 200;
-          backoff_cap_ms = 2000;
-        };
-        hub = {
-          url = "https://hub:8443";
-          caFile = "${identity}/hub-ca.pem";
-          certFile = "${identity}/device.pem";
-          keyFile = "${identity}/device.key";
-        };
-      };
       # The identity arrives during the test: until then the agent is skipped, not failed (a
       # missing LoadCredential= source fails the unit, and repeated failures reboot the device).
       systemd.services.outpost-agent.unitConfig.ConditionPathExists = "${identity}/device.key";
@@ -72,24 +59,17 @@ in
     in
     ''
       ${outpost.driver}
-      import shutil
 
       pki = release_pki("${outpost.tools.openssl}")
       v2 = sign_bundle(pki, "${bundles."2.0.0"}", "v2.raucb", "${outpost.tools.rauc}", "${outpost.tools.path}")
       v3 = sign_bundle(pki, "${bundles."3.0.0"}", "v3.raucb", "${outpost.tools.rauc}", "${outpost.tools.path}")
 
-      hub.start()
-      boot_image(device, "${outpost.image nodes.device}", "${outpost.qemuImg}")
-      hub.wait_for_unit("multi-user.target")
-      device.wait_for_unit("multi-user.target")
+      boot_with_hub(hub, device, "${outpost.image nodes.device}", "${outpost.qemuImg}")
 
       with subtest("fleet and device identity, carried at run time"):
-          hub.succeed("outpost-hub init --dir ${fleet} --devices 1 --listen 0.0.0.0:8443 --san hub")
+          make_fleet(hub, "${fleet}")
           hub.succeed("systemctl start outpost-hub.service")
-          hub.copy_from_vm("${fleet}/devices/device-001", "fleet")
-          device.copy_from_host(str(hub.out_dir / "fleet" / "device-001"), "${identity}")
-          shutil.rmtree(hub.out_dir / "fleet")
-          device.succeed("chmod 0700 ${identity}", "chmod 0600 ${identity}/device.key")
+          carry_identity(hub, device, "${fleet}", "${identity}")
           device.succeed("systemctl start outpost-agent.service")
           device.wait_until_succeeds("outpostctl slots --json")
 

@@ -10,30 +10,19 @@
 { lib, outpost, ... }:
 
 let
-  fleet = "/var/lib/fleet";
-  identity = "/var/lib/outpost-identity";
+  inherit (import ./lib/hub.nix) fleet identity hubNode hubClient identityFiles;
 in
 {
   name = "outpost-outbox-partition";
 
-  meta.maintainers = [ ];
-
-  nodes.hub = import ./lib/hub-node.nix { inherit fleet; };
+  nodes.hub = hubNode;
 
   nodes.device = {
-    imports = [ ./lib/boot-image.nix ];
-    services.outpost.agent = {
-      settings.uploader = {
-        backoff_base_ms = 200;
-        backoff_cap_ms = 2000;
-      };
-      hub = {
-        url = "https://hub:8443";
-        caFile = "${identity}/hub-ca.pem";
-        certFile = "${identity}/device.pem";
-        keyFile = "${identity}/device.key";
-      };
-    };
+    imports = [
+      ./lib/boot-image.nix
+      hubClient
+      identityFiles
+    ];
     # The identity arrives during the test; the script starts the agent after that.
     systemd.services.outpost-agent.wantedBy = lib.mkForce [ ];
   };
@@ -42,24 +31,17 @@ in
     { nodes, ... }:
     ''
       ${outpost.driver}
-      import shutil
 
       def hub_records() -> list:
           return json.loads(hub.succeed("outpost-hub records --config ${fleet}/hub.toml --stream readings --json"))
 
-      hub.start()
-      boot_image(device, "${outpost.image nodes.device}", "${outpost.qemuImg}")
-      hub.wait_for_unit("multi-user.target")
-      device.wait_for_unit("multi-user.target")
+      boot_with_hub(hub, device, "${outpost.image nodes.device}", "${outpost.qemuImg}")
 
       with subtest("fleet and identity; one record proves the link"):
-          hub.succeed("outpost-hub init --dir ${fleet} --devices 1 --listen 0.0.0.0:8443 --san hub")
+          make_fleet(hub, "${fleet}")
           hub.succeed("systemctl start outpost-hub.service")
           hub.wait_for_open_port(8443)
-          hub.copy_from_vm("${fleet}/devices/device-001", "fleet")
-          device.copy_from_host(str(hub.out_dir / "fleet" / "device-001"), "${identity}")
-          shutil.rmtree(hub.out_dir / "fleet")
-          device.succeed("chmod 0700 ${identity}", "chmod 0600 ${identity}/device.key")
+          carry_identity(hub, device, "${fleet}", "${identity}")
           device.succeed("systemctl start outpost-agent.service")
           device.wait_for_unit("outpost-agent.service")
           device.succeed("outpostctl publish probe '{\"link\": \"up\"}'")

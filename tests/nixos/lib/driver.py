@@ -1,8 +1,9 @@
-# Helpers prepended to the test scripts of the image-booting tests (tests/nixos/default.nix).
+# Helpers prepended to the VM tests' scripts (tests/nixos/default.nix).
 # Test driver API: nixos/lib/test-driver/src/test_driver/machine/__init__.py.
 import json
 import os
 import pathlib
+import shutil
 import subprocess
 import tempfile
 
@@ -104,3 +105,37 @@ def entries(machine) -> list:
 
 def os_version(machine) -> str:
     return machine.succeed(". /etc/os-release; echo $IMAGE_VERSION").strip()
+
+
+# Tests with the hub VM (lib/hub.nix): `fleet` and `identity` are the paths lib/hub.nix names,
+# on the hub and on the device.
+
+
+def boot_with_hub(hub, device, image: str, qemu_img: str) -> None:
+    """Start the hub VM and boot `device` from its disk image (boot_image), both up to
+    multi-user.target."""
+    hub.start()
+    boot_image(device, image, qemu_img)
+    hub.wait_for_unit("multi-user.target")
+    device.wait_for_unit("multi-user.target")
+
+
+def make_fleet(hub, fleet: str) -> None:
+    """`outpost-hub init` on the hub: CA, hub.toml (port 8443, certificate for the name `hub`)
+    and device-001's identity, made at run time. The test starts outpost-hub.service after."""
+    hub.succeed(f"outpost-hub init --dir {fleet} --devices 1 --listen 0.0.0.0:8443 --san hub")
+
+
+def hub_to_device(hub, device, source: str, target: str) -> None:
+    """Copy `source` (a file or folder) from the hub VM to `target` on the device, through the
+    driver's output folder, where nothing is left (no test key in the test's output)."""
+    hub.copy_from_vm(source, "fleet")
+    device.copy_from_host(str(hub.out_dir / "fleet" / os.path.basename(source)), target)
+    shutil.rmtree(hub.out_dir / "fleet")
+
+
+def carry_identity(hub, device, fleet: str, identity: str) -> None:
+    """device-001's identity (hub-ca.pem, device.pem, device.key) from the fleet to `identity`
+    on the device, the key readable by root only."""
+    hub_to_device(hub, device, f"{fleet}/devices/device-001", identity)
+    device.succeed(f"chmod 0700 {identity}", f"chmod 0600 {identity}/device.key")
