@@ -12,15 +12,17 @@
 //! back afterwards.
 //!
 //! Two threads: the caller's hashes and writes, a helper reads and chunks the seed ahead of it
-//! (chunking runs at about the speed of SHA-512/256, so each stage has a core).
+//! (chunking runs at about the speed of SHA-512/256, so each stage has a core), and hashes a
+//! chunk itself whenever the caller's side is behind. The id that decides where a chunk is
+//! written is always computed from the bytes that are written, on whichever thread.
 
 use std::collections::HashMap;
 use std::io::{self, Read};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 
 use crate::chunk_file::decompress_verified;
 use crate::chunker::Chunker;
-use crate::digest::ChunkId;
+use crate::digest::{ChunkId, Digest};
 use crate::extract::{ExtractError, ExtractStats};
 use crate::index::Index;
 use crate::CasyncError;
@@ -88,15 +90,15 @@ where
     let mut stats = ExtractStats::default();
     let mut done = 0u64;
     if let Some(seed) = seed {
-        let (tx, rx) = sync_channel::<io::Result<Vec<u8>>>(DEPTH);
+        let (tx, rx) = sync_channel::<io::Result<SeedChunk>>(DEPTH);
         let (free_tx, free_rx) = sync_channel::<Vec<u8>>(DEPTH + 2);
         let sizes = target.sizes;
         std::thread::scope(|s| -> Result<(), ExtractError<E>> {
-            s.spawn(move || chunk_seed(seed, sizes, tx, free_rx));
+            s.spawn(move || chunk_seed(seed, sizes, digest, tx, free_rx));
             let result = (|| {
                 for chunk in &rx {
-                    let data = chunk.map_err(io("read seed"))?;
-                    let id = digest.id_of(&data);
+                    let (data, id) = chunk.map_err(io("read seed"))?;
+                    let id = id.unwrap_or_else(|| digest.id_of(&data));
                     if let Some(at) = wanted.get_mut(&id) {
                         // Occurrences of another length (an index that contradicts itself)
                         // stay wanted: fetching them fails their size check.
@@ -150,14 +152,28 @@ where
     Ok(stats)
 }
 
+/// A seed chunk, hashed already when the chunker had time for it.
+type SeedChunk = (Vec<u8>, Option<ChunkId>);
+
 /// The helper: reads `seed`, cuts it into chunks and sends them in order; stops at the end,
-/// at an error (sent on), or when the receiver is gone.
+/// at an error (sent on), or when the receiver is gone. When the hashing side is behind (the
+/// queue is full), it hashes the chunk itself before waiting: both cores keep working whichever
+/// stage is the slower one on this machine.
 fn chunk_seed<R: Read>(
     mut seed: R,
     sizes: crate::chunker::ChunkSizes,
-    tx: SyncSender<io::Result<Vec<u8>>>,
+    digest: Digest,
+    tx: SyncSender<io::Result<SeedChunk>>,
     free: Receiver<Vec<u8>>,
 ) {
+    let send = |chunk: Vec<u8>| match tx.try_send(Ok((chunk, None))) {
+        Ok(()) => true,
+        Err(TrySendError::Full(Ok((chunk, _)))) => {
+            let id = digest.id_of(&chunk);
+            tx.send(Ok((chunk, Some(id)))).is_ok()
+        }
+        Err(_) => false,
+    };
     let cap = sizes.max as usize;
     let fresh = |free: &Receiver<Vec<u8>>| {
         let mut v = free.try_recv().unwrap_or_else(|_| Vec::with_capacity(cap));
@@ -181,7 +197,7 @@ fn chunk_seed<R: Read>(
         while let Some(cut) = chunker.scan(data) {
             current.extend_from_slice(&data[..cut]);
             let next = fresh(&free);
-            if tx.send(Ok(std::mem::replace(&mut current, next))).is_err() {
+            if !send(std::mem::replace(&mut current, next)) {
                 return;
             }
             data = &data[cut..];
@@ -189,6 +205,6 @@ fn chunk_seed<R: Read>(
         current.extend_from_slice(data);
     }
     if !current.is_empty() {
-        let _ = tx.send(Ok(current));
+        send(current);
     }
 }
