@@ -413,7 +413,7 @@ mod tests {
                 check((x / d * d).wrapping_sub(1));
                 check((x / d * d).wrapping_add(d - 1));
             }
-            for h in [0, 1, d - 2, d - 1, d, u32::MAX - 1, u32::MAX] {
+            for h in [0, 1, d.wrapping_sub(2), d - 1, d, u32::MAX - 1, u32::MAX] {
                 check(h);
             }
         }
