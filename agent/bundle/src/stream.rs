@@ -15,7 +15,7 @@
 //! digest-checked payload. The first failure stops every worker: nothing after it is written.
 
 use std::collections::BTreeMap;
-use std::io::{self, Write};
+use std::io::{self, IoSlice, Write};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Condvar, Mutex, MutexGuard};
 
@@ -29,7 +29,11 @@ const CHUNK: usize = 1 << 20;
 /// Worker threads sharing reads, block checks and the image hash.
 const WORKERS: usize = 2;
 /// Buffers in the pool.
-const DEPTH: usize = 8;
+const DEPTH: usize = 12;
+/// Pieces the writer hands over in one (vectored) write when they are ready together: with
+/// `O_DIRECT` each write waits for the device, and 1 MiB writes one at a time leave it idle
+/// between them (measured: ~1.4 GB/s at 1 MiB, dd's ~1.9 GB/s from 2 MiB up).
+const GATHER: usize = 4;
 const BLOCK: u64 = BLOCK_SIZE as u64;
 /// Image data is placed at this memory alignment in each buffer, so that a writer may hand
 /// it to the device directly (`O_DIRECT` needs aligned buffers).
@@ -215,24 +219,53 @@ pub fn copy(
     }
 }
 
-/// The caller's part: writes the hashed pieces in order and returns their buffers.
+/// The caller's part: writes the hashed pieces in order and returns their buffers. Pieces
+/// that are ready together go out in one vectored write (up to [`GATHER`]).
 fn write_stage(
     out: &mut dyn Write,
     hashed: Receiver<Piece>,
     shared: &Shared<'_>,
 ) -> Result<u64, StreamError> {
     let mut total = 0u64;
-    for piece in hashed {
-        if let Err(e) = out.write_all(piece.data()) {
+    let mut batch: Vec<Piece> = Vec::with_capacity(GATHER);
+    while let Ok(first) = hashed.recv() {
+        batch.push(first);
+        while batch.len() < GATHER {
+            match hashed.try_recv() {
+                Ok(p) => batch.push(p),
+                Err(_) => break,
+            }
+        }
+        if let Err(e) = write_all_vectored(out, &batch) {
             shared.lock().stopped = true;
             shared.changed.notify_all();
             return Err(StreamError::Write(e));
         }
-        total += piece.len as u64;
-        shared.lock().free.push(piece.buf);
+        let mut st = shared.lock();
+        for piece in batch.drain(..) {
+            total += piece.len as u64;
+            st.free.push(piece.buf);
+        }
+        drop(st);
         shared.changed.notify_all();
     }
     Ok(total)
+}
+
+/// Writes the data of `pieces`, in order, with as few (vectored) writes as `out` takes.
+fn write_all_vectored(out: &mut dyn Write, pieces: &[Piece]) -> io::Result<()> {
+    let mut slices: Vec<IoSlice<'_>> = pieces.iter().map(|p| IoSlice::new(p.data())).collect();
+    let mut bufs = &mut slices[..];
+    IoSlice::advance_slices(&mut bufs, 0);
+    while !bufs.is_empty() {
+        match out.write_vectored(bufs) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => IoSlice::advance_slices(&mut bufs, n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// One worker: hash the next piece in order when it is ready and the hasher is free,

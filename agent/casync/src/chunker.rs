@@ -143,30 +143,49 @@ impl Chunker {
             self.h = start_ring(&self.window, idx);
             consumed = skip_to;
         }
-        // The hot loop works on locals; the struct is updated once at the end.
-        let (mut h, mut len) = (self.h, self.chunk_len);
+        let rest = &data[consumed..];
+        let n = rest.len();
+        let (mut h, len0) = (self.h, self.chunk_len);
         let (min, max) = (self.sizes.min, self.sizes.max);
         let (d, m) = (self.discriminator, self.fastmod);
-        let mut window = self.window;
-        for (i, &enter) in data[consumed..].iter().enumerate() {
-            let leave = window[idx];
-            h = h.rotate_left(1)
-                ^ TABLE[leave as usize].rotate_left(WINDOW as u32)
-                ^ TABLE[enter as usize];
-            len += 1;
-            if len >= max || (len >= min && fastmod(h, m, d) == d - 1) {
+        // At most this many bytes before the chunk reaches max (len0 < max here).
+        let stop = usize::try_from(max - len0).map_or(n, |room| room.min(n));
+        // The first WINDOW bytes push out bytes from the ring (oldest at idx); after that the
+        // byte leaving the window is in `rest` itself.
+        let head = stop.min(WINDOW);
+        for (i, &enter) in rest[..head].iter().enumerate() {
+            h = roll(h, self.window[(idx + i) % WINDOW], enter);
+            if len0 + i as u64 + 1 >= min && fastmod(h, m, d) == d - 1 {
                 self.reset();
                 return Some(consumed + i + 1);
             }
-            window[idx] = enter;
-            idx += 1;
-            if idx == WINDOW {
-                idx = 0;
-            }
+        }
+        // Bytes at indexes below `tested` end the chunk before min: no cut test for them.
+        let tested =
+            usize::try_from(min.saturating_sub(len0 + 1)).map_or(stop, |t| t.clamp(head, stop));
+        for i in head..tested {
+            h = roll(h, rest[i - WINDOW], rest[i]);
+        }
+        let cut = if d <= 1 << 31 {
+            roll_to_cut(rest, tested, stop, &mut h, |h| divides(h, m))
+        } else {
+            roll_to_cut(rest, tested, stop, &mut h, |h| fastmod(h, m, d) == d - 1)
+        };
+        if let Some(i) = cut {
+            self.reset();
+            return Some(consumed + i + 1);
+        }
+        if len0 + stop as u64 >= max {
+            self.reset();
+            return Some(consumed + stop);
+        }
+        // All of `rest` belongs to the chunk: keep the ring current (byte at chunk position p
+        // in slot p % WINDOW) and the state for the next call.
+        for (j, &b) in rest.iter().enumerate().skip(n.saturating_sub(WINDOW)) {
+            self.window[((len0 + j as u64) % WINDOW as u64) as usize] = b;
         }
         self.h = h;
-        self.chunk_len = len;
-        self.window = window;
+        self.chunk_len = len0 + n as u64;
         None
     }
 
@@ -190,6 +209,44 @@ impl Chunker {
         self.window_len = 0;
         self.chunk_len = 0;
     }
+}
+
+/// One step of the rolling hash: `enter` comes into the window, `leave` goes out.
+#[inline(always)]
+fn roll(h: u32, leave: u8, enter: u8) -> u32 {
+    h.rotate_left(1) ^ TABLE[leave as usize].rotate_left(WINDOW as u32) ^ TABLE[enter as usize]
+}
+
+/// Rolls over `rest[from..to]` (from >= WINDOW: the leaving byte is in `rest`) and returns
+/// the index of the first byte after which `cut(h)` holds.
+#[inline(always)]
+fn roll_to_cut(
+    rest: &[u8],
+    from: usize,
+    to: usize,
+    h: &mut u32,
+    cut: impl Fn(u32) -> bool,
+) -> Option<usize> {
+    let mut x = *h;
+    for i in from..to {
+        x = roll(x, rest[i - WINDOW], rest[i]);
+        if cut(x) {
+            *h = x;
+            return Some(i);
+        }
+    }
+    *h = x;
+    None
+}
+
+/// casync's cut test `h % d == d - 1` as one multiplication: `h + 1` (at most 2^32) is a
+/// multiple of `d` iff `(h + 1) * m mod 2^64 < m`, with `m = u64::MAX / d + 1` (wrapping: 0
+/// for d = 1, and then every value passes). Exact for d <= 2^31 (Lemire, Kaser, Kurz 2019;
+/// with m = (2^64 + e) / d, e < d, the product is q·e < m for multiples, and lies in
+/// [m, 2^64) otherwise).
+#[inline(always)]
+fn divides(h: u32, m: u64) -> bool {
+    (u64::from(h) + 1).wrapping_mul(m) <= m.wrapping_sub(1)
 }
 
 /// `a % d` with `m = u64::MAX / d + 1` (wrapping: 0 for d = 1) (Lemire, Kaser, Kurz 2019: exact for all u32 `a`, `d`).
@@ -326,6 +383,39 @@ mod tests {
             }
             assert_eq!(fastmod(u32::MAX, m, d), u32::MAX % d);
             assert_eq!(fastmod(0, m, d), 0);
+        }
+    }
+
+    #[test]
+    fn one_multiplication_cut_test_is_exact() {
+        let mut x = 7u32;
+        for d in [
+            1u32,
+            2,
+            3,
+            7,
+            4096,
+            49535,
+            65536,
+            1_000_003,
+            1 << 27,
+            (1 << 31) - 1,
+            1 << 31,
+        ] {
+            let m = (u64::MAX / u64::from(d)).wrapping_add(1);
+            let check = |h: u32| assert_eq!(divides(h, m), h % d == d - 1, "{h} % {d}");
+            for _ in 0..100_000 {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                check(x);
+                check(x / d * d); // around the multiples
+                check((x / d * d).wrapping_sub(1));
+                check((x / d * d).wrapping_add(d - 1));
+            }
+            for h in [0, 1, d.wrapping_sub(2), d - 1, d, u32::MAX - 1, u32::MAX] {
+                check(h);
+            }
         }
     }
 

@@ -11,6 +11,7 @@ mod error;
 mod extract;
 mod index;
 mod make;
+mod scan;
 mod seed;
 
 pub use chunk_file::{compress, decompress_verified, verify};
@@ -20,4 +21,5 @@ pub use error::CasyncError;
 pub use extract::{extract, ExtractError, ExtractStats};
 pub use index::{Chunk, Index, BLOB_DEFAULT_FLAGS, CA_FORMAT_SHA512_256, MAX_CHUNKS};
 pub use make::make_index;
+pub use scan::{extract_scan, WriteAt};
 pub use seed::{plan, Plan, SeedChunk, SeedMap};

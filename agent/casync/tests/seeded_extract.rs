@@ -8,7 +8,8 @@ use std::path::Path;
 use std::process::Command;
 
 use outpost_casync::{
-    extract, make_index, plan, ChunkId, ChunkSizes, Index, SeedMap, BLOB_DEFAULT_FLAGS,
+    extract, extract_scan, make_index, plan, ChunkId, ChunkSizes, Index, SeedMap,
+    BLOB_DEFAULT_FLAGS,
 };
 
 fn run(cmd: &mut Command) {
@@ -97,6 +98,28 @@ fn v1_seeds_most_of_v2_and_only_missing_chunks_are_fetched_and_verified() {
     );
     assert_eq!(stats.seeded_bytes, plan.seeded_bytes);
     assert_eq!(stats.stale_seed_chunks, 0);
+
+    // The one-pass extraction (seed chunked and written in the same pass) fetches the same
+    // chunks and writes the same image.
+    let mut fetched: Vec<ChunkId> = Vec::new();
+    let out = std::sync::Mutex::new(Vec::new());
+    let mut progressed = 0;
+    let scanned = extract_scan(
+        &index,
+        Some(v1.as_slice()),
+        |id| {
+            fetched.push(*id);
+            std::fs::read(d.join("store.castr").join(id.store_path()))
+        },
+        &out,
+        |n| progressed = n,
+    )
+    .unwrap();
+    assert_eq!(out.into_inner().unwrap(), v2);
+    assert_eq!(fetched, plan.fetch, "the same chunks, once each");
+    assert_eq!(scanned.seeded_bytes, plan.seeded_bytes);
+    assert_eq!(scanned.fetched_bytes, stats.fetched_bytes);
+    assert_eq!(progressed, v2.len() as u64);
 
     // casync extract with the same seed and store writes the same image.
     run(Command::new("casync")
@@ -192,4 +215,68 @@ fn a_corrupt_chunk_or_a_changed_seed_is_never_written() {
         victim.start,
         "nothing of the bad chunk written"
     );
+}
+
+#[test]
+fn one_pass_extraction_writes_only_verified_chunks() {
+    let data: Vec<u8> = (0..3u32 << 18)
+        .flat_map(|i| (i.wrapping_mul(2_654_435_761)).to_le_bytes())
+        .collect();
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    let index = make_index::<_, std::io::Error>(
+        data.as_slice(),
+        BLOB_DEFAULT_FLAGS,
+        ChunkSizes::default(),
+        |id, chunk| {
+            let p = store.join(id.store_path());
+            std::fs::create_dir_all(p.parent().unwrap())?;
+            std::fs::write(p, outpost_casync::compress(chunk))
+        },
+    )
+    .unwrap();
+    let read = |id: &ChunkId| std::fs::read(store.join(id.store_path()));
+    // A seed with one byte changed: the chunk around it does not match and is fetched.
+    let mut changed = data.clone();
+    changed[100_000] ^= 1;
+    let out = std::sync::Mutex::new(Vec::new());
+    let stats = extract_scan(&index, Some(changed.as_slice()), read, &out, |_| {}).unwrap();
+    assert_eq!(stats.fetched_chunks, 1);
+    assert_eq!(out.into_inner().unwrap(), data);
+
+    // A store chunk with other content (the one the seed lacks): it is never written, and
+    // the extraction fails.
+    let victim = index
+        .chunks()
+        .find(|c| c.start <= 100_000 && 100_000 < c.start + c.len)
+        .unwrap();
+    let other = index.chunks().find(|c| c.id != victim.id).unwrap();
+    std::fs::copy(
+        store.join(other.id.store_path()),
+        store.join(victim.id.store_path()),
+    )
+    .unwrap();
+    let marker = 0xa5u8;
+    let out = std::sync::Mutex::new(vec![marker; data.len()]);
+    let err = extract_scan(&index, Some(changed.as_slice()), read, &out, |_| {}).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains(&victim.id.to_hex())
+            && ["wrong content", "decompress", "the index says"]
+                .iter()
+                .any(|why| msg.contains(why)),
+        "{msg}"
+    );
+    let range = victim.start as usize..(victim.start + victim.len) as usize;
+    let out = out.into_inner().unwrap();
+    assert!(
+        out[range.clone()].iter().all(|&b| b == marker),
+        "nothing of the bad chunk written"
+    );
+    // Without a seed everything comes from the store; the bad chunk stops it the same way.
+    let out = std::sync::Mutex::new(vec![marker; data.len()]);
+    assert!(extract_scan(&index, None::<&[u8]>, read, &out, |_| {}).is_err());
+    assert!(out.into_inner().unwrap()[range]
+        .iter()
+        .all(|&b| b == marker));
 }

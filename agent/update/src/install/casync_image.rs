@@ -1,13 +1,14 @@
 //! Writing a casync image (`.caibx` in the bundle, chunks in a store folder) into its slot,
 //! seeded from the booted group's slot of the same class, as RAUC does with `casync extract
-//! --seed`. Every chunk is verified against its id before it is written (outpost-casync), and
-//! the whole slot content must then match the manifest's size and sha256, like a plain image.
+//! --seed`. Every chunk is verified against its id before it is written (outpost-casync's
+//! one-pass [`extract_scan`]), and the whole slot content, read back, must then match the
+//! manifest's size and sha256, like a plain image.
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufReader, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::FileExt;
 
 use outpost_bundle::VerifiedBundle;
-use outpost_casync::{extract, plan, Index, SeedMap};
+use outpost_casync::{extract_scan, Index};
 use sha2::{Digest, Sha256};
 
 use super::plan::{CasyncSource, ImageTarget};
@@ -34,95 +35,56 @@ pub fn write(
             t.size
         ));
     }
-    let mut seeds = SeedMap::new();
-    let mut seed_files = Vec::new();
-    if let Some(seed) = &src.seed {
-        // A seed that cannot be read only costs bandwidth: every chunk then comes from the store.
-        if let Ok(f) = File::open(seed) {
-            let reader = f
-                .try_clone()
-                .map_err(|e| format!("seed {}: {e}", seed.display()))?;
-            seeds
-                .add_seed(
-                    BufReader::with_capacity(1 << 20, reader),
-                    index.sizes,
-                    index.digest(),
-                    |_| {},
-                )
-                .map_err(|e| format!("reading the seed {}: {e}", seed.display()))?;
-            seed_files.push(f);
-        }
-    }
-    let planned = plan(&index, &seeds);
+    // A seed that cannot be opened only costs bandwidth: every chunk then comes from the store.
+    let seed = src.seed.as_ref().and_then(|p| File::open(p).ok());
     let file = OpenOptions::new()
         .read(true)
         .write(true)
         .open(&t.device)
         .map_err(|e| format!("opening {}: {e}", t.device.display()))?;
-    let mut out = Hashing {
-        file,
-        hasher: Sha256::new(),
-        hashed: 0,
-    };
     let store = src.store.clone();
-    let stats = extract(
+    // One pass over the seed: each seed chunk is hashed once and, if the image has it, written
+    // from those same bytes; the rest comes from the store, verified before it is written.
+    let mut reported = 0u64;
+    extract_scan(
         &index,
-        &planned,
-        &mut seed_files,
+        seed,
         |id| std::fs::read(store.join(id.store_path())),
-        &mut out,
-        on_bytes,
+        &file,
+        |done| {
+            on_bytes(done - reported);
+            reported = done;
+        },
     )
     .map_err(|e| format!("casync image {}: {e}", t.filename))?;
-    let digest: [u8; 32] = out.hasher.finalize().into();
-    if out.hashed != t.size || digest != t.sha256 {
+    // Chunks landed in seed order: the slot's digest is taken by reading it back.
+    let (hashed, digest) = sha256_of(&file, t.size)
+        .map_err(|e| format!("reading back {}: {e}", t.device.display()))?;
+    if hashed != t.size || digest != t.sha256 {
         return Err(format!(
-            "the slot content ({} bytes) does not match the manifest's size and sha256",
-            out.hashed
+            "the slot content ({hashed} bytes) does not match the manifest's size and sha256"
         ));
     }
-    out.file
-        .sync_all()
+    file.sync_all()
         .map_err(|e| format!("syncing {}: {e}", t.device.display()))?;
-    let _ = stats; // seeded/fetched figures: not part of the install report yet
     Ok(t.size)
 }
 
-/// The slot file, hashing every byte written in order (extraction writes sequentially from
-/// offset 0; it only seeks back to re-read a repeated chunk and then returns).
-struct Hashing {
-    file: File,
-    hasher: Sha256,
-    hashed: u64,
-}
-
-impl Write for Hashing {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let pos = self.file.stream_position()?;
-        if pos != self.hashed {
-            return Err(std::io::Error::other(
-                "casync extraction wrote out of order",
-            ));
-        }
-        let n = self.file.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.hashed += n as u64;
-        Ok(n)
+/// The sha256 of the first `size` bytes of `file` (fewer if it ends early), and their count.
+fn sha256_of(file: &File, size: u64) -> std::io::Result<(u64, [u8; 32])> {
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut at = 0u64;
+    while at < size {
+        let want = (size - at).min(buf.len() as u64) as usize;
+        let n = match file.read_at(&mut buf[..want], at) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        hasher.update(&buf[..n]);
+        at += n as u64;
     }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.file.flush()
-    }
-}
-
-impl Read for Hashing {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        self.file.read(buf)
-    }
-}
-
-impl Seek for Hashing {
-    fn seek(&mut self, pos: SeekFrom) -> std::io::Result<u64> {
-        self.file.seek(pos)
-    }
+    Ok((at, hasher.finalize().into()))
 }
