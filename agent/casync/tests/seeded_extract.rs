@@ -144,8 +144,8 @@ fn repeated(index: &Index) -> u64 {
         .sum()
 }
 
-#[test]
-fn a_corrupt_chunk_or_a_changed_seed_is_never_written() {
+/// 3 MiB of non-repeating data, chunked into a store (`<tmp>/store`) like `casync make`.
+fn three_mib_in_a_store() -> (tempfile::TempDir, Vec<u8>, Index) {
     let data: Vec<u8> = (0..3u32 << 18)
         .flat_map(|i| (i.wrapping_mul(2_654_435_761)).to_le_bytes())
         .collect();
@@ -162,6 +162,13 @@ fn a_corrupt_chunk_or_a_changed_seed_is_never_written() {
         },
     )
     .unwrap();
+    (tmp, data, index)
+}
+
+#[test]
+fn a_corrupt_chunk_or_a_changed_seed_is_never_written() {
+    let (tmp, data, index) = three_mib_in_a_store();
+    let store = tmp.path().join("store");
     // The seed changed after it was indexed: its chunks are re-fetched, not trusted.
     let mut seeds = SeedMap::new();
     seeds
@@ -219,22 +226,8 @@ fn a_corrupt_chunk_or_a_changed_seed_is_never_written() {
 
 #[test]
 fn one_pass_extraction_writes_only_verified_chunks() {
-    let data: Vec<u8> = (0..3u32 << 18)
-        .flat_map(|i| (i.wrapping_mul(2_654_435_761)).to_le_bytes())
-        .collect();
-    let tmp = tempfile::tempdir().unwrap();
+    let (tmp, data, index) = three_mib_in_a_store();
     let store = tmp.path().join("store");
-    let index = make_index::<_, std::io::Error>(
-        data.as_slice(),
-        BLOB_DEFAULT_FLAGS,
-        ChunkSizes::default(),
-        |id, chunk| {
-            let p = store.join(id.store_path());
-            std::fs::create_dir_all(p.parent().unwrap())?;
-            std::fs::write(p, outpost_casync::compress(chunk))
-        },
-    )
-    .unwrap();
     let read = |id: &ChunkId| std::fs::read(store.join(id.store_path()));
     // A seed with one byte changed: the chunk around it does not match and is fetched.
     let mut changed = data.clone();
