@@ -11,6 +11,17 @@ use super::InstallTracker;
 use crate::config::UpdateConfig;
 use crate::health::context;
 
+/// Before an install writes: it marks its target bad first, which voids an earlier arming of
+/// that slot (installed, not yet booted). Left in place, a failed install would later read as
+/// "never reached its agent".
+pub fn before_install(tracker: &InstallTracker) {
+    if let Some(path) = tracker.armed_file() {
+        if let Err(e) = Armed::remove(path) {
+            tracing::warn!(error = %e, "cannot remove the armed-slot note");
+        }
+    }
+}
+
 /// After an install: the slot it activated is armed for its first trial.
 pub fn after_install(cfg: &UpdateConfig, tracker: &InstallTracker, activated: &[SlotId]) {
     if let Some(slot) = activated.first() {

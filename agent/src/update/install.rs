@@ -136,6 +136,7 @@ pub fn run(
         ..InstallOptions::from_config(&cfg.system)
     };
     stage_workloads(cfg, &verified, &booted, &options, tracker)?;
+    super::armed::before_install(tracker);
     let report = install(
         &verified,
         &cfg.system.compatible,

@@ -276,3 +276,38 @@ async fn without_update_section_the_endpoints_say_so() {
     assert_eq!(s, 405);
     a.running.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn an_install_notes_the_slot_it_armed_and_a_mark_of_the_booted_slot_drops_it() {
+    let f = fixture();
+    let a = agent(Some(&f.ca)).await;
+    let note = a.dir.path().join("state/armed.json");
+    assert!(!note.exists());
+    let (s, body) = a
+        .call(Method::POST, "/v1/install", &install_body(&f.bundle))
+        .await;
+    assert_eq!(s, 202, "{body}");
+    assert_eq!(a.wait_install().await.state, InstallState::Succeeded);
+    let armed = outpost_health::armed::Armed::load(&note)
+        .unwrap()
+        .expect("the install notes the slot it armed");
+    assert_eq!(armed.slot.slot, "B");
+    assert_eq!(armed.slot.version.as_deref(), Some("2026.11.0"));
+    assert!(armed.slot.activation.activated_count > 0, "{armed:?}");
+    assert_eq!(
+        armed.boot_id,
+        outpost_health::driver::read_boot_id().unwrap(),
+        "armed in this boot"
+    );
+    // The operator takes A back before any reboot: nothing was tried, nothing to report.
+    let (s, body) = a
+        .call(
+            Method::POST,
+            "/v1/slots/mark",
+            r#"{"state":"active","slot":"booted"}"#,
+        )
+        .await;
+    assert_eq!(s, 200, "{body}");
+    assert!(!note.exists(), "mark active booted drops the note");
+    a.running.stop().await.unwrap();
+}
