@@ -88,6 +88,10 @@ fn install_body(bundle: &Path) -> String {
     serde_json::json!({ "bundle": bundle }).to_string()
 }
 
+fn mark_body(state: &str, slot: &str) -> String {
+    serde_json::json!({ "state": state, "slot": slot }).to_string()
+}
+
 #[tokio::test]
 async fn install_end_to_end_then_slots_and_marks() {
     let f = fixture();
@@ -138,10 +142,8 @@ async fn install_end_to_end_then_slots_and_marks() {
     assert_eq!(b.status.installed_count, 1);
 
     // mark round trip, checked with the real grub-editenv.
-    let mark =
-        |state: &str, slot: &str| serde_json::json!({"state": state, "slot": slot}).to_string();
     let (s, body) = a
-        .call(Method::POST, "/v1/slots/mark", &mark("bad", "other"))
+        .call(Method::POST, "/v1/slots/mark", &mark_body("bad", "other"))
         .await;
     assert_eq!(s, 200, "{body}");
     let m: MarkView = serde_json::from_str(&body).unwrap();
@@ -157,7 +159,11 @@ async fn install_end_to_end_then_slots_and_marks() {
         "B is bad: A boots"
     );
     let (s, _) = a
-        .call(Method::POST, "/v1/slots/mark", &mark("active", "rootfs.1"))
+        .call(
+            Method::POST,
+            "/v1/slots/mark",
+            &mark_body("active", "rootfs.1"),
+        )
         .await;
     assert_eq!(s, 200);
     assert!(grub_list(&a.dev()).contains("ORDER=B A"));
@@ -173,11 +179,19 @@ async fn install_end_to_end_then_slots_and_marks() {
 
     // Caller mistakes are 400 with RAUC's message.
     let (s, body) = a
-        .call(Method::POST, "/v1/slots/mark", &mark("maybe", "booted"))
+        .call(
+            Method::POST,
+            "/v1/slots/mark",
+            &mark_body("maybe", "booted"),
+        )
         .await;
     assert_eq!(s, 400, "{body}");
     let (s, body) = a
-        .call(Method::POST, "/v1/slots/mark", &mark("good", "rootfs.9"))
+        .call(
+            Method::POST,
+            "/v1/slots/mark",
+            &mark_body("good", "rootfs.9"),
+        )
         .await;
     assert_eq!(s, 400, "{body}");
     assert!(body.contains("no slot with class rootfs"), "{body}");
@@ -237,11 +251,7 @@ async fn one_install_at_a_time() {
     assert_eq!(s, 409, "{body}");
     assert!(body.contains("already running"), "{body}");
     let (s, _) = a
-        .call(
-            Method::POST,
-            "/v1/slots/mark",
-            r#"{"state":"good","slot":"booted"}"#,
-        )
+        .call(Method::POST, "/v1/slots/mark", &mark_body("good", "booted"))
         .await;
     assert_eq!(s, 409, "no mark while an install holds the bootloader");
     // Release the reader: an empty "bundle" fails, and the installer is free again.
@@ -304,7 +314,7 @@ async fn an_install_notes_the_slot_it_armed_and_a_mark_of_the_booted_slot_drops_
         .call(
             Method::POST,
             "/v1/slots/mark",
-            r#"{"state":"active","slot":"booted"}"#,
+            &mark_body("active", "booted"),
         )
         .await;
     assert_eq!(s, 200, "{body}");
